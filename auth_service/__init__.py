@@ -1,0 +1,1 @@
+"""auth_service: authentication and identity service behind an API gateway."""

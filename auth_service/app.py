@@ -1,0 +1,78 @@
+"""The application factory: `create_app(settings)` builds the ASGI app; no I/O at import.
+
+Request flow::
+
+    EdgeMiddleware (request id, trace span, access log, HTTP metrics)
+      ├── /authz/*  → forward_auth lean ASGI path (no framework overhead on the hot path)
+      └── otherwise → Litestar: routing → controllers → domain services → stores
+
+The lifespan (`auth_service.lifespan`) opens PostgreSQL, Redis and the shared
+HTTP client, and starts the capability services; handlers reach them through
+dependency injection.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from litestar import Litestar
+from litestar.openapi.config import OpenAPIConfig
+
+from auth_service.config import Settings
+from auth_service.errors import exception_handlers
+from auth_service.health.controllers import HealthController
+from auth_service.lifespan import lifespan
+from auth_service.observability.edge import EdgeMiddleware
+from auth_service.observability.logging import configure_logging
+from auth_service.observability.metrics import Metrics
+from auth_service.observability.tracing import configure_tracing, service_version
+
+__all__ = ("create_app",)
+
+
+def create_app(
+    settings: Settings,
+    *,
+    idp_http: httpx.AsyncClient | None = None,
+    configure_logs: bool = True,
+) -> Litestar:
+    """Build the service.
+
+    Args:
+        settings: validated settings (`auth_service.config.load_settings`).
+        idp_http: HTTP client for IdP calls; tests may pass one with a mock transport.
+        configure_logs: set up structlog (tests that capture logs configure it themselves).
+    """
+    if configure_logs:
+        configure_logging(fmt=settings.log_format, level=settings.log_level)
+    configure_tracing(settings)
+    metrics = Metrics()
+    app = Litestar(
+        route_handlers=[HealthController],
+        exception_handlers=exception_handlers,
+        lifespan=[lifespan],
+        openapi_config=OpenAPIConfig(
+            title="auth-service", version=service_version(), path="/openapi"
+        ),
+        debug=False,
+    )
+    app.state.settings = settings
+    app.state.metrics = metrics
+    app.state.idp_http = idp_http
+    edge = EdgeMiddleware(
+        app.asgi_handler,
+        metrics=metrics,
+        access_log=settings.access_log,
+        always_trace=settings.otel_exporter_otlp_endpoint is not None,
+        fast_routes=lambda path: _fast_route(app, path),
+    )
+    app.asgi_handler = edge  # type: ignore[assignment]
+    return app
+
+
+def _fast_route(app: Litestar, path: str) -> Any:
+    """The lean handler for forward-auth paths, once the lifespan has built it."""
+    if path.startswith("/authz/"):
+        return getattr(app.state, "forward_auth", None)
+    return None

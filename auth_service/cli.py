@@ -1,0 +1,87 @@
+"""The ``auth-service`` command line.
+
+Settings problems exit with status 2 and one line per problem, never a
+traceback; a command's own failure exits 1.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable
+from typing import Any, NoReturn, TypeVar
+
+import click
+
+from auth_service.config import Settings, SettingsError, load_settings
+
+__all__ = ("main",)
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _settings_or_exit() -> Settings:
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        for line in exc.problems:
+            click.echo(f"configuration error: {line}", err=True)
+        sys.exit(2)
+
+
+def _fail(message: str, code: int = 1) -> NoReturn:
+    click.echo(message, err=True)
+    sys.exit(code)
+
+
+@click.group()
+def main() -> None:
+    """Authentication and identity service behind an API gateway."""
+
+
+@main.command()
+@click.option("--host", default=None, help="Interface to bind (default AUTH_HOST).")
+@click.option("--port", type=int, default=None, help="Port (default AUTH_PORT).")
+@click.option("--workers", type=int, default=None, help="Worker processes (default AUTH_WORKERS).")
+def serve(host: str | None, port: int | None, workers: int | None) -> None:
+    """Run the HTTP service with uvicorn (uvloop + httptools)."""
+    import uvicorn
+
+    settings = _settings_or_exit()
+    uvicorn.run(
+        "auth_service.asgi:app_from_env",
+        factory=True,
+        host=host or settings.host,
+        port=settings.port if port is None else port,
+        workers=workers or settings.workers,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_config=None,
+        server_header=False,
+        proxy_headers=False,
+        timeout_graceful_shutdown=30,
+    )
+
+
+@main.command()
+def migrate() -> None:
+    """Bring the PostgreSQL schema up to date (safe to run concurrently)."""
+    from auth_service.migrations import MigrationError, apply_migrations
+
+    settings = _settings_or_exit()
+    try:
+        done = asyncio.run(apply_migrations(settings.database_url))
+    except MigrationError as exc:
+        _fail(f"migrate: {exc}")
+    except (OSError, Exception) as exc:  # connection refused, auth failure, SQL error
+        _fail(f"migrate: cannot migrate: {exc.__class__.__name__}: {exc}")
+    for m in done:
+        click.echo(f"applied {m.version:04d}_{m.name}")
+    if not done:
+        click.echo("schema is up to date")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

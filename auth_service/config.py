@@ -1,0 +1,263 @@
+"""Settings: one tree of msgspec Structs, loaded from the environment.
+
+`load_settings()` is the only place in the service that reads the environment
+(and an optional ``.env`` file, which never overrides a real variable). Every
+setting is ``AUTH_<FIELD>`` in upper case; OpenTelemetry keeps its standard
+``OTEL_*`` names. Secrets also accept ``<NAME>_FILE`` pointing at a file.
+
+Problems are collected, not raised one by one: `SettingsError.problems` holds
+one line per bad variable, so an operator fixes everything in one go.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import msgspec
+from dotenv import dotenv_values
+
+__all__ = (
+    "SecretKey",
+    "Settings",
+    "SettingsError",
+    "load_settings",
+)
+
+
+class SecretKey(msgspec.Struct, frozen=True):
+    """One entry of ``AUTH_SECRET_KEYS``: a key id and 32 key bytes."""
+
+    id: str
+    key: bytes
+
+    def __repr__(self) -> str:
+        return f"SecretKey(id={self.id!r}, key=<redacted>)"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Every setting of the service. Required ones have no default."""
+
+    oidc_issuer: str
+    """Realm issuer URL; discovery is read from ``<issuer>/.well-known/openid-configuration``."""
+    oidc_client_secret: str
+    """Secret of this service's confidential client (secret; ``_FILE`` accepted)."""
+    public_url: str
+    """Where browsers reach this service through the gateway; issuer of ``X-Auth-Assertion``."""
+    database_url: str
+    """PostgreSQL DSN (``_FILE`` accepted, as it may carry a password)."""
+    redis_url: str
+    """Redis URL (``_FILE`` accepted)."""
+    policy_file: str
+    """Access policy TOML file."""
+    secret_keys: tuple[SecretKey, ...]
+    """Encryption keys for secrets at rest, ``id:base64key,...``; first encrypts, all decrypt."""
+
+    oidc_client_id: str = "auth-service"
+    """This service's client id at the IdP."""
+    oidc_audiences: tuple[str, ...] = ()
+    """Accepted ``aud`` (or ``azp``) values of bearer tokens; empty means the client id."""
+    oidc_algorithms: tuple[str, ...] = ("RS256", "PS256", "ES256")
+    """Allowed JWS algorithms for IdP tokens (asymmetric only)."""
+    oidc_leeway: int = 30
+    """Clock leeway in seconds for ``exp``/``nbf``/``iat`` (0 to 30)."""
+    jwks_min_refresh_interval: float = 10.0
+    """An unknown ``kid`` triggers at most one JWKS refresh per this many seconds."""
+    jwks_max_age: float = 300.0
+    """The JWKS is refreshed in the background before it is this old."""
+    idp_timeout: float = 5.0
+    """Timeout in seconds for calls to the IdP."""
+    allowed_redirect_hosts: tuple[str, ...] = ()
+    """Hosts that ``rd`` return URLs may point to (``*.example.com`` allowed)."""
+    claim_headers: tuple[str, ...] = ("tenant_id=X-Auth-Tenant",)
+    """Custom attribute claims passed downstream, ``claim.path=Header-Name`` comma list."""
+    token_cache_size: int = 100_000
+    """Verified-token cache entries per worker."""
+    assertion_ttl: int = 60
+    """Lifetime in seconds of ``X-Auth-Assertion`` (at most 60)."""
+    host: str = "127.0.0.1"
+    """Interface `auth-service serve` binds to (``--host`` overrides)."""
+    port: int = 8000
+    """Port `auth-service serve` listens on (``--port`` overrides)."""
+    workers: int = 1
+    """Worker processes of `auth-service serve` (``--workers`` overrides)."""
+    log_format: Literal["json", "console"] = "json"
+    """Log renderer: JSON lines or a human console format."""
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    """Lowest level that is logged."""
+    access_log: bool = True
+    """Write one log line per request."""
+    redis_prefix: str = "auth:"
+    """Prefix of every Redis key and channel this service uses."""
+    db_pool_max: int = 10
+    """Maximum PostgreSQL connections per worker."""
+    ready_timeout: float = 1.0
+    """Per-dependency timeout of ``/health/ready`` checks, in seconds."""
+    otel_exporter_otlp_endpoint: str | None = None
+    """``OTEL_EXPORTER_OTLP_ENDPOINT``: when set, traces are exported over OTLP/HTTP."""
+    otel_service_name: str = "auth-service"
+    """``OTEL_SERVICE_NAME``: the service name resource attribute."""
+
+    @property
+    def audiences(self) -> tuple[str, ...]:
+        """Accepted audiences, defaulting to this service's client id."""
+        return self.oidc_audiences or (self.oidc_client_id,)
+
+    @property
+    def claim_header_map(self) -> dict[str, str]:
+        """Claim path → header name, parsed from ``claim_headers``."""
+        return dict(_split_pair(item) for item in self.claim_headers)
+
+
+class SettingsError(Exception):
+    """Raised by `load_settings` with one line per invalid or missing variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+_SECRETS = frozenset({"oidc_client_secret", "database_url", "redis_url", "secret_keys"})
+_OTEL = frozenset({"otel_exporter_otlp_endpoint", "otel_service_name"})
+_HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
+_CLAIM_PATH = re.compile(r"^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$")
+
+
+def env_name(field: str) -> str:
+    """The environment variable that sets ``field``."""
+    return field.upper() if field in _OTEL else f"AUTH_{field.upper()}"
+
+
+def _split_pair(item: str) -> tuple[str, str]:
+    claim, _, header = item.partition("=")
+    return claim.strip(), header.strip()
+
+
+def _read_raw(env: Mapping[str, str], field: str, problems: list[str]) -> str | None:
+    name = env_name(field)
+    if field in _SECRETS and f"{name}_FILE" in env:
+        path = env[f"{name}_FILE"]
+        try:
+            return Path(path).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            problems.append(f"{name}_FILE: cannot read {path!r}: {exc.__class__.__name__}")
+            return None
+    value = env.get(name)
+    if value is None or value.strip() == "":
+        return None
+    return value.strip()
+
+
+def _parse_secret_keys(raw: str) -> tuple[SecretKey, ...]:
+    keys: list[SecretKey] = []
+    for part in raw.split(","):
+        kid, sep, b64 = part.strip().partition(":")
+        if not sep or not kid or not re.fullmatch(r"[A-Za-z0-9._-]{1,32}", kid):
+            raise ValueError("each entry must be id:base64key with a short id")
+        try:
+            padded = b64 + "=" * (-len(b64) % 4)
+            alphabet_std = padded.replace("-", "+").replace("_", "/")
+            key = base64.b64decode(alphabet_std, validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError(f"key {kid!r} is not valid base64") from None
+        if len(key) != 32:
+            raise ValueError(f"key {kid!r} must be 32 bytes, got {len(key)}")
+        if any(k.id == kid for k in keys):
+            raise ValueError(f"key id {kid!r} appears twice")
+        keys.append(SecretKey(kid, key))
+    return tuple(keys)
+
+
+def _check_url(value: str, schemes: tuple[str, ...]) -> None:
+    parts = urlsplit(value)
+    if parts.scheme not in schemes:
+        raise ValueError(f"scheme must be one of {', '.join(schemes)}")
+    if not parts.hostname and parts.scheme != "unix":
+        raise ValueError("has no host")
+    try:
+        _ = parts.port
+    except ValueError:
+        raise ValueError("has an invalid port") from None
+
+
+def _check_field(field: str, value: Any) -> Any:
+    """Field-specific checks beyond the type; returns the final value."""
+    if field == "oidc_issuer":
+        _check_url(value, ("http", "https"))
+    if field == "public_url":
+        _check_url(value, ("http", "https"))
+        return value.rstrip("/")
+    if field == "database_url":
+        _check_url(value, ("postgresql", "postgres"))
+    elif field == "redis_url":
+        _check_url(value, ("redis", "rediss", "unix"))
+    elif field == "oidc_leeway" and not 0 <= value <= 30:
+        raise ValueError("must be between 0 and 30 seconds")
+    elif field == "assertion_ttl" and not 5 <= value <= 60:
+        raise ValueError("must be between 5 and 60 seconds")
+    elif field == "port" and not 0 <= value <= 65535:
+        raise ValueError("must be a TCP port number")
+    elif field in ("workers", "db_pool_max", "token_cache_size") and value < 1:
+        raise ValueError("must be at least 1")
+    elif field == "oidc_algorithms":
+        bad = [a for a in value if a not in _ASYMMETRIC]
+        if bad:
+            raise ValueError(f"unsupported algorithms {bad}; allowed: {sorted(_ASYMMETRIC)}")
+    elif field == "claim_headers":
+        for item in value:
+            claim, header = _split_pair(item)
+            if not _CLAIM_PATH.match(claim) or not _HEADER_NAME.match(header):
+                raise ValueError(f"{item!r} is not claim.path=Header-Name")
+    return value
+
+
+_ASYMMETRIC = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+
+
+def _read_env_file(env: Mapping[str, str]) -> dict[str, str]:
+    path = env.get("AUTH_ENV_FILE", ".env")
+    if not Path(path).is_file():
+        return {}
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def load_settings(env: Mapping[str, str] | None = None, *, env_file: bool = True) -> Settings:
+    """Build `Settings` from ``env`` (default: the process environment plus ``.env``).
+
+    Raises:
+        SettingsError: with one line per missing or invalid variable.
+    """
+    source = dict(os.environ if env is None else env)
+    if env_file:
+        source = {**_read_env_file(source), **source}
+    problems: list[str] = []
+    values: dict[str, Any] = {}
+    for info in msgspec.structs.fields(Settings):
+        name = env_name(info.name)
+        raw = _read_raw(source, info.name, problems)
+        if raw is None:
+            if info.required and not any(p.startswith(f"{name}_FILE") for p in problems):
+                problems.append(f"{name}: required but not set")
+            continue
+        try:
+            if info.name == "secret_keys":
+                value: Any = _parse_secret_keys(raw)
+            elif info.type in (tuple[str, ...],):
+                value = tuple(p.strip() for p in raw.split(",") if p.strip())
+            else:
+                value = msgspec.convert(raw, info.type, strict=False)
+            values[info.name] = _check_field(info.name, value)
+        except (msgspec.ValidationError, ValueError) as exc:
+            shown = "<redacted>" if info.name in _SECRETS else repr(raw[:80])
+            problems.append(f"{name}: invalid value {shown}: {exc}")
+    if problems:
+        raise SettingsError(problems)
+    return Settings(**values)

@@ -1,0 +1,60 @@
+"""Startup and shutdown of one worker: pools, clients and background services."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+import asyncpg
+import httpx
+import structlog
+from litestar import Litestar
+from redis.asyncio import Redis
+
+from auth_service.config import Settings
+from auth_service.resources import Resources
+
+__all__ = ("lifespan",)
+
+log = structlog.get_logger("auth_service.lifespan")
+
+
+def _redis(settings: Settings) -> Redis:
+    return Redis.from_url(
+        settings.redis_url,
+        socket_connect_timeout=1.0,
+        socket_timeout=2.0,
+        health_check_interval=15,
+        retry_on_timeout=False,
+    )
+
+
+@contextlib.asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    """Open the worker's resources, start services, and close everything on shutdown."""
+    settings: Settings = app.state.settings
+    # min_size=0: start even when PostgreSQL is down; readiness reports it.
+    pg = await asyncpg.create_pool(
+        settings.database_url, min_size=0, max_size=settings.db_pool_max, timeout=5.0
+    )
+    redis = _redis(settings)
+    owned_http = app.state.idp_http is None
+    http = app.state.idp_http or httpx.AsyncClient(
+        timeout=settings.idp_timeout, limits=httpx.Limits(max_connections=50)
+    )
+    res = Resources(settings=settings, metrics=app.state.metrics, pg=pg, redis=redis, http=http)
+    app.state.resources = res
+    stack = contextlib.AsyncExitStack()
+    try:
+        from auth_service.wiring import start_services
+
+        await start_services(app, res, stack)
+        log.info("started")
+        yield
+    finally:
+        log.info("stopping")
+        await stack.aclose()
+        if owned_http:
+            await http.aclose()
+        await redis.aclose()
+        await pg.close()

@@ -1,0 +1,165 @@
+"""The outermost ASGI layer: request id, trace context, access log, HTTP metrics.
+
+It wraps Litestar's ASGI handler (see `auth_service.app`), so it sees every
+response, including routing failures (404/405) that app-level middleware never
+sees, and the lean forward-auth routes that bypass Litestar entirely.
+
+Tracing is done here with the OpenTelemetry API rather than the generic ASGI
+instrumentation: that middleware opens extra spans for every send/receive
+message, which costs more than a cached forward-auth decision, and we need the
+server span current around our own access-log line so the line carries the
+trace id. An incoming W3C ``traceparent`` is always continued; without one a
+span is only started when traces are exported.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+import structlog
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.propagate import extract
+from opentelemetry.trace import SpanKind, Status, StatusCode
+
+from auth_service.errors import PROBLEM_JSON, problem_body
+from auth_service.observability.metrics import Metrics
+from auth_service.observability.request_id import request_id
+
+__all__ = ("ASGIApp", "EdgeMiddleware", "Message", "Receive", "Send")
+
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
+
+log = structlog.get_logger("auth_service.http")
+_tracer = trace.get_tracer("auth_service")
+
+
+def _header_getter(carrier: dict[str, str], key: str) -> list[str] | None:
+    value = carrier.get(key)
+    return [value] if value is not None else None
+
+
+class EdgeMiddleware:
+    """Request id on every response, trace span, access log line and HTTP metrics."""
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        metrics: Metrics,
+        access_log: bool = True,
+        always_trace: bool = False,
+        fast_routes: Callable[[str], ASGIApp | None] | None = None,
+    ) -> None:
+        self.app = app
+        self.metrics = metrics
+        self.access_log = access_log
+        self.always_trace = always_trace
+        self.fast_routes = fast_routes
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rid = request_id(scope)
+        rid_header = (b"x-request-id", rid.encode("ascii"))
+        start = time.perf_counter()
+        status = 500
+        started = False
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status, started
+            if message["type"] == "http.response.start":
+                started = True
+                status = message["status"]
+                headers = [h for h in message.get("headers", ()) if h[0].lower() != b"x-request-id"]
+                headers.append(rid_header)
+                message["headers"] = headers
+            await send(message)
+
+        target = self.app
+        if self.fast_routes is not None:
+            target = self.fast_routes(scope["path"]) or self.app
+
+        traceparent = None
+        for name, value in scope["headers"]:
+            if name == b"traceparent":
+                traceparent = value
+                break
+        token = structlog.contextvars.bind_contextvars(request_id=rid)
+        span = None
+        ctx_token = None
+        if traceparent is not None or self.always_trace:
+            carrier = {
+                k.decode("latin-1"): v.decode("latin-1")
+                for k, v in scope["headers"]
+                if k in (b"traceparent", b"tracestate")
+            }
+            parent = extract(carrier, getter=_DictGetter())
+            span = _tracer.start_span(
+                f"{scope['method']} {scope['path']}", context=parent, kind=SpanKind.SERVER
+            )
+            ctx_token = otel_context.attach(trace.set_span_in_context(span, parent))
+        try:
+            try:
+                await target(scope, receive, send_with_id)
+            except Exception as exc:
+                log.error("unhandled_error", path=scope["path"], exc_info=exc)
+                if not started:
+                    await _send_500(send_with_id, rid)
+            route = scope.get("path_template") or scope.get("auth_route") or "unmatched"
+            elapsed = time.perf_counter() - start
+            self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
+            self.metrics.http_latency.labels(route).observe(elapsed)
+            if span is not None:
+                span.update_name(f"{scope['method']} {route}")
+                span.set_attribute("http.request.method", scope["method"])
+                span.set_attribute("http.route", route)
+                span.set_attribute("http.response.status_code", status)
+                if status >= 500:
+                    span.set_status(Status(StatusCode.ERROR))
+            if self.access_log:
+                log.info(
+                    "request",
+                    method=scope["method"],
+                    path=scope["path"],
+                    route=route,
+                    status=status,
+                    duration_ms=round(elapsed * 1000, 3),
+                )
+        finally:
+            if span is not None:
+                span.end()
+            if ctx_token is not None:
+                otel_context.detach(ctx_token)
+            structlog.contextvars.reset_contextvars(**token)
+
+
+class _DictGetter:
+    """Getter for `opentelemetry.propagate.extract` over a plain dict."""
+
+    def get(self, carrier: dict[str, str], key: str) -> list[str] | None:
+        return _header_getter(carrier, key)
+
+    def keys(self, carrier: dict[str, str]) -> list[str]:
+        return list(carrier)
+
+
+async def _send_500(send: Send, rid: str) -> None:
+    body = problem_body(500, "internal error", rid)
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 500,
+            "headers": [
+                (b"content-type", PROBLEM_JSON.encode()),
+                (b"content-length", str(len(body)).encode()),
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})

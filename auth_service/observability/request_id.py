@@ -1,0 +1,45 @@
+"""Request ids (CONTRACT §2).
+
+An incoming ``X-Request-ID`` matching ``^[A-Za-z0-9._:-]{1,128}$`` is kept,
+anything else is replaced by a new random id. The id is computed once per ASGI
+scope and cached in ``scope["state"]``, so the lean forward-auth path, the
+Litestar middleware and the ``before_send`` hook (which also sees routing
+failures such as 404/405) all agree on it.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from typing import Any
+
+__all__ = ("REQUEST_ID_HEADER", "is_valid_request_id", "new_request_id", "request_id")
+
+REQUEST_ID_HEADER = "x-request-id"
+_VALID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def is_valid_request_id(value: str) -> bool:
+    """Whether ``value`` may be kept as a request id (``fullmatch``: no trailing newline)."""
+    return _VALID.fullmatch(value) is not None
+
+
+def new_request_id() -> str:
+    """A fresh random request id (32 hex characters)."""
+    return uuid.uuid4().hex
+
+
+def request_id(scope: Any) -> str:
+    """The request id of an ASGI scope, computed on first use and cached in its state."""
+    state = scope.setdefault("state", {})
+    rid: str | None = state.get("request_id")
+    if rid is None:
+        rid = ""
+        for name, value in scope.get("headers", ()):
+            if name == b"x-request-id":
+                rid = value.decode("latin-1")
+                break
+        if not is_valid_request_id(rid):
+            rid = new_request_id()
+        state["request_id"] = rid
+    return rid

@@ -1,0 +1,39 @@
+"""Process-wide resources the lifespan opens and closes, reached through `app.state`.
+
+Handlers receive them by dependency injection (`provide_resources`); nothing
+opens a connection at import time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import asyncpg
+import httpx
+from litestar.datastructures import State
+from redis.asyncio import Redis
+
+from auth_service.config import Settings
+from auth_service.observability.metrics import Metrics
+
+__all__ = ("Resources", "provide_resources")
+
+
+@dataclass(slots=True)
+class Resources:
+    """Connections and shared services of one worker process."""
+
+    settings: Settings
+    metrics: Metrics
+    pg: asyncpg.Pool
+    redis: Redis
+    http: httpx.AsyncClient
+    components: dict[str, Any] = field(default_factory=dict)
+    """Capability services registered by the lifespan (keyed by name)."""
+
+
+def provide_resources(state: State) -> Resources:
+    """Dependency provider: the worker's `Resources`."""
+    res: Resources = state.resources
+    return res
