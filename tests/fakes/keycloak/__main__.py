@@ -1,0 +1,68 @@
+"""Run the Keycloak stand-in as a process.
+
+``python -m tests.fakes.keycloak --host 127.0.0.1 --port 8081 --realm acme
+[--public-base http://...] [--backchannel-url http://.../backchannel-logout]``
+
+Besides the realm endpoints it serves a control API (never under ``/realms``):
+
+- ``POST /_standin/rotate-keys`` → ``{"kid"}``
+- ``POST /_standin/faults`` ``{"endpoint","mode","delay"}`` → 204; ``DELETE /_standin/faults`` → 204
+- ``GET /_standin/requests`` → per-endpoint request counters
+- ``POST /_standin/mint`` (``mint_access_token`` kwargs) → ``{"access_token"}``
+- ``POST /_standin/end-session`` ``{"sid"}`` / ``POST /_standin/logout-user`` ``{"username"}``
+  → ``{"deliveries": [status, ...]}`` (back-channel logout results)
+- ``GET /_standin/deliveries`` → every back-channel delivery so far
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+from collections.abc import Sequence
+
+import uvicorn
+
+from ._fake import FakeKeycloak
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Command-line options."""
+    parser = argparse.ArgumentParser(prog="python -m tests.fakes.keycloak", description=__doc__)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8081)
+    parser.add_argument("--realm", default="acme")
+    parser.add_argument(
+        "--public-base",
+        default=None,
+        help="base URL clients see (issuer = <public-base>/realms/<realm>); default http://host:port",
+    )
+    parser.add_argument(
+        "--backchannel-url",
+        default=None,
+        help="back-channel logout URL of the auth-service client",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Build the seeded realm and serve it until interrupted.
+
+    The socket is bound and listening before the ``ready`` line is printed, so a parent process
+    can read that line and connect at once (``--port 0`` picks a free port and prints it).
+    """
+    args = parse_args(argv)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind((args.host, args.port))
+    sock.listen(128)
+    base = f"http://{args.host}:{sock.getsockname()[1]}"
+    fake = FakeKeycloak(realm=args.realm, issuer_base=args.public_base or base)
+    if args.backchannel_url:
+        fake.clients["auth-service"].backchannel_logout_url = args.backchannel_url
+    print(f"Keycloak stand-in ready: {base} issuer {fake.issuer}", flush=True)
+    config = uvicorn.Config(fake.app, log_level="warning", lifespan="off", ws="none")
+    uvicorn.Server(config).run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
