@@ -1,0 +1,78 @@
+"""Access policy (CONTRACT §3): load and validate the TOML file, match requests, decide.
+
+Pure on the decision path: no I/O, no imports from other service packages.
+Typical use::
+
+    holder = PolicyHolder(settings.policy_file, on_reload=log_reload)
+    policy = holder.current
+    path = normalize_path(raw_uri)  # None -> 400 (or use policy.evaluate)
+    decision = policy.decide(policy.match(method, host, path), subject, mfa_done=mfa)
+"""
+
+from auth_service.policy.cli import check_policy_file
+from auth_service.policy.compile import CompiledPolicy, Match, compile_policy
+from auth_service.policy.evaluate import (
+    INVALID_PATH,
+    MISSING,
+    MUTATING_METHODS,
+    Decision,
+    Outcome,
+    Reason,
+    Subject,
+    claim_matches,
+    lookup_claim,
+    needed_claims,
+)
+from auth_service.policy.holder import PolicyHolder, ReloadHook
+from auth_service.policy.load import load_policy_file, parse_policy
+from auth_service.policy.model import (
+    AllowMode,
+    AuditMode,
+    ClaimValue,
+    Defaults,
+    DenyStatus,
+    Policy,
+    PolicyError,
+    PolicyIssue,
+    Rule,
+)
+from auth_service.policy.paths import (
+    MAX_PATH_LENGTH,
+    normalize_host,
+    normalize_method,
+    normalize_path,
+)
+
+__all__ = [
+    "INVALID_PATH",
+    "MAX_PATH_LENGTH",
+    "MISSING",
+    "MUTATING_METHODS",
+    "AllowMode",
+    "AuditMode",
+    "ClaimValue",
+    "CompiledPolicy",
+    "Decision",
+    "Defaults",
+    "DenyStatus",
+    "Match",
+    "Outcome",
+    "Policy",
+    "PolicyError",
+    "PolicyHolder",
+    "PolicyIssue",
+    "Reason",
+    "ReloadHook",
+    "Rule",
+    "Subject",
+    "check_policy_file",
+    "claim_matches",
+    "compile_policy",
+    "load_policy_file",
+    "lookup_claim",
+    "needed_claims",
+    "normalize_host",
+    "normalize_method",
+    "normalize_path",
+    "parse_policy",
+]
