@@ -1,0 +1,83 @@
+"""Verify Keycloak access tokens and ``X-Auth-Assertion`` headers, in the service and downstream.
+
+Depends only on joserfc, httpx and msgspec (Litestar only for the names of
+:mod:`auth_service.verifier.litestar`, which load it on first use) and on nothing
+else in ``auth_service``. A downstream Litestar app (keys load on the first token)::
+
+    import httpx
+    from litestar import Litestar, Request, get
+    from auth_service import verifier as av
+    ISSUER = "https://sso.example.com/realms/acme"
+    keys = av.JWKSCache(f"{ISSUER}/protocol/openid-connect/certs", httpx.AsyncClient())
+    verifier = av.TokenVerifier(issuer=ISSUER, audiences=["orders-api"], keys=keys)
+    @get("/orders", guards=[av.requires_realm_role("app-user")])
+    async def orders(request: Request) -> str | None:  # claims: request.state.auth_claims
+        return request.state.auth_claims.username
+    app = Litestar([orders], middleware=[av.verifier_middleware(verifier, exclude_paths=["/hc"])])
+
+Keep the keys fresh with ``JWKSCache.run_background(stop_event)`` as a lifespan task.
+
+Modules: :mod:`.jwks` (discovery, key cache), :mod:`.tokens` (access tokens,
+claims, errors), :mod:`.assertion` (``X-Auth-Assertion``), :mod:`.asgi` (any ASGI
+app), :mod:`.litestar` (middleware factory and guards).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from .asgi import CLAIMS_STATE_KEY, SupportsVerify, VerifierMiddleware
+from .assertion import AssertionClaims, AssertionVerifier
+from .jwks import DiscoveryError, JWKSCache, ProviderMetadata, discover, parse_jwks
+from .tokens import MISSING, BaseClaims, Claims, TokenError, TokenErrorReason, TokenVerifier
+
+if TYPE_CHECKING:
+    from .litestar import (
+        claims_of,
+        requires_client_role,
+        requires_realm_role,
+        requires_scope,
+        verifier_middleware,
+    )
+
+__all__ = (
+    "CLAIMS_STATE_KEY",
+    "MISSING",
+    "AssertionClaims",
+    "AssertionVerifier",
+    "BaseClaims",
+    "Claims",
+    "DiscoveryError",
+    "JWKSCache",
+    "ProviderMetadata",
+    "SupportsVerify",
+    "TokenError",
+    "TokenErrorReason",
+    "TokenVerifier",
+    "VerifierMiddleware",
+    "claims_of",
+    "discover",
+    "parse_jwks",
+    "requires_client_role",
+    "requires_realm_role",
+    "requires_scope",
+    "verifier_middleware",
+)
+
+_LITESTAR_NAMES = frozenset(
+    {
+        "claims_of",
+        "requires_client_role",
+        "requires_realm_role",
+        "requires_scope",
+        "verifier_middleware",
+    }
+)
+
+
+def __getattr__(name: str) -> Any:
+    # Litestar is imported only when one of its integration names is first used.
+    if name in _LITESTAR_NAMES:
+        return getattr(importlib.import_module(f"{__name__}.litestar"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

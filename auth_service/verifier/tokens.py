@@ -1,0 +1,440 @@
+"""Keycloak access-token verification: the checks, in order, and the claims they yield.
+
+:meth:`TokenVerifier.verify` applies the rules of CONTRACT.md §4 "What counts as a
+valid access token" and KEYCLOAK.md §2.10. Each failure raises :class:`TokenError`
+whose ``reason`` says which rule failed:
+
+=======================  ==========================================================
+``token_too_large``      longer than ``max_bytes``; checked before anything is decoded
+``malformed``            not three base64url parts; header or payload not a JSON
+                         object; ``alg``/``kid`` missing or not strings; a
+                         registered header or a time claim of the wrong type
+``unsupported_alg``      ``alg`` not in the allow-list (``none``, ``HS*``, ...)
+``forbidden_header``     ``jku``, ``x5u``, ``jwk``, ``x5c``, ``b64`` or any ``crit``
+``unknown_kid``          no key with that ``kid``, even after one JWKS refresh
+``bad_signature``        signature wrong or not base64url, or the key does not fit
+                         ``alg`` (an RSA key never verifies ``HS256``)
+``missing_claim``        ``exp`` absent or not a number
+``token_expired``        ``exp`` more than ``leeway`` seconds ago
+``token_not_yet_valid``  ``nbf`` more than ``leeway`` seconds ahead
+``iat_in_future``        ``iat`` more than ``leeway`` seconds ahead
+``wrong_issuer``         ``iss`` not *exactly* the issuer (a trailing slash differs)
+``wrong_token_type``     claim ``typ`` not in ``token_types`` (Keycloak ``ID``,
+                         ``Refresh``, ``Logout`` tokens are refused)
+``wrong_audience``       no ``aud`` value in ``audiences`` and ``azp`` not in them
+=======================  ==========================================================
+
+The header is read first (one base64url decode and one msgspec parse) to pick the
+key and to refuse bad ``alg`` or header parameters before any cryptography runs.
+joserfc then verifies the signature with that single key and a registry that allows
+only the header's ``alg``; claims are parsed and checked only after that. The
+description of an error never contains the token.
+
+:class:`Claims` is built once per verified token; its accessors are plain
+attributes. Paths given to :meth:`Claims.claim` are dotted like Keycloak mapper
+claim names (``address.country``; ``\\.`` for a literal dot).
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import math
+import re
+import time
+from collections.abc import Callable, Collection, Mapping
+from functools import lru_cache
+from typing import Any, Final, Generic, Literal, TypeGuard, TypeVar
+
+import msgspec
+from joserfc import jws
+from joserfc.errors import BadSignatureError, JoseError, KeyParameterError
+from joserfc.jwk import Key
+from joserfc.jws import JWSRegistry
+
+from .jwks import JWKSCache
+
+__all__ = (
+    "MISSING",
+    "BaseClaims",
+    "Claims",
+    "TokenError",
+    "TokenErrorReason",
+    "TokenVerifier",
+)
+
+TokenErrorReason = Literal[
+    "token_too_large",
+    "malformed",
+    "unsupported_alg",
+    "forbidden_header",
+    "unknown_kid",
+    "bad_signature",
+    "token_expired",
+    "token_not_yet_valid",
+    "iat_in_future",
+    "wrong_issuer",
+    "wrong_audience",
+    "wrong_token_type",
+    "missing_claim",
+]
+
+
+class TokenError(Exception):
+    """A token was refused. ``reason`` is machine-readable (see the module table).
+
+    ``description`` is a short human-readable sentence, safe to log and to show to
+    the caller: it never contains the token.
+    """
+
+    def __init__(self, reason: TokenErrorReason, description: str) -> None:
+        super().__init__(f"{reason}: {description}")
+        self.reason: TokenErrorReason = reason
+        self.description = description
+
+
+class _Missing(enum.Enum):
+    MISSING = "MISSING"
+
+    def __repr__(self) -> str:
+        return "MISSING"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+MISSING: Final = _Missing.MISSING
+"""Returned by :meth:`BaseClaims.claim` for an absent path (``None`` is a JSON value)."""
+
+
+@lru_cache(maxsize=256)
+def _split_path(path: str) -> tuple[str, ...]:
+    return tuple(part.replace("\\.", ".") for part in re.split(r"(?<!\\)\.", path))
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _strings(value: object) -> frozenset[str]:
+    if isinstance(value, list):
+        return frozenset(v for v in value if isinstance(v, str))
+    return frozenset()
+
+
+def _audiences(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, list):
+        return tuple(v for v in value if isinstance(v, str))
+    return ()
+
+
+def _roles_of(access: object) -> frozenset[str]:
+    return _strings(access.get("roles")) if isinstance(access, dict) else frozenset()
+
+
+def _is_number(value: object) -> TypeGuard[float]:
+    # bool is an int subclass; JSON true is not a timestamp.
+    return type(value) is int or (type(value) is float and math.isfinite(value))
+
+
+class BaseClaims(msgspec.Struct, frozen=True, kw_only=True):
+    """What access tokens and ``X-Auth-Assertion`` tokens have in common.
+
+    The guards in :mod:`auth_service.verifier.litestar` accept any ``BaseClaims``.
+    """
+
+    raw: Mapping[str, Any]
+    """Every claim of the token as decoded (treat as read-only)."""
+    sub: str | None
+    """Subject: the Keycloak user id (absent in lightweight access tokens)."""
+    sid: str | None
+    """Keycloak session id (opaque string)."""
+    jti: str | None
+    """Token id (opaque string; may carry a prefix such as ``onrtro:``)."""
+    iss: str
+    """Issuer."""
+    exp: float
+    """Expiry, seconds since the epoch."""
+    iat: float | None
+    """Issued-at, seconds since the epoch."""
+    aud: tuple[str, ...]
+    """Audiences; a single string ``aud`` becomes a one-element tuple."""
+    realm_roles: frozenset[str]
+    """Realm roles."""
+    client_roles: Mapping[str, frozenset[str]]
+    """Client roles, by client id."""
+    scopes: frozenset[str]
+    """Granted scopes (``scope`` split on spaces)."""
+
+    def claim(self, path: str) -> object:
+        """The value at a dotted ``path`` into the claims, or :data:`MISSING`."""
+        node: object = self.raw
+        for part in _split_path(path):
+            if not isinstance(node, dict) or part not in node:
+                return MISSING
+            node = node[part]
+        return node
+
+    def attributes(self, paths: Mapping[str, str]) -> dict[str, object]:
+        """``{name: value}`` for each ``name -> claim path`` whose claim is present.
+
+        E.g. ``claims.attributes({"tenant": "tenant_id"})`` gives ``{"tenant": "t-001"}``.
+        """
+        found: dict[str, object] = {}
+        for name, path in paths.items():
+            value = self.claim(path)
+            if value is not MISSING:
+                found[name] = value
+        return found
+
+    def has_client_role(self, client: str, role: str) -> bool:
+        """Whether ``role`` of ``client`` was granted."""
+        return role in self.client_roles.get(client, ())
+
+
+class Claims(BaseClaims, frozen=True, kw_only=True):
+    """The verified claims of a Keycloak access token (KEYCLOAK.md §2.2)."""
+
+    username: str | None
+    """``preferred_username`` (``service-account-<client>`` for service accounts)."""
+    email: str | None
+    """``email``."""
+    azp: str | None
+    """Authorized party: the client the token was issued to."""
+    client_id: str | None
+    """``client_id``, else ``clientId`` (Keycloak < 26), else ``azp``."""
+
+    @classmethod
+    def from_raw(cls, raw: dict[str, Any]) -> Claims:
+        """Build from a decoded claims object (already verified by the caller).
+
+        Raises:
+            ValueError: if ``exp`` is missing or not a number.
+        """
+        exp, iat, aud = raw.get("exp"), raw.get("iat"), raw.get("aud")
+        if not _is_number(exp):
+            raise ValueError("exp must be a number")
+        resource_access = raw.get("resource_access")
+        scope = raw.get("scope")
+        azp = _str(raw.get("azp"))
+        return cls(
+            raw=raw,
+            sub=_str(raw.get("sub")),
+            sid=_str(raw.get("sid")),
+            jti=_str(raw.get("jti")),
+            iss=_str(raw.get("iss")) or "",
+            exp=exp,
+            iat=iat if _is_number(iat) else None,
+            aud=_audiences(aud),
+            realm_roles=_roles_of(raw.get("realm_access")),
+            client_roles=(
+                {c: _roles_of(a) for c, a in resource_access.items()}
+                if isinstance(resource_access, dict)
+                else {}
+            ),
+            scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
+            username=_str(raw.get("preferred_username")),
+            email=_str(raw.get("email")),
+            azp=azp,
+            client_id=_str(raw.get("client_id")) or _str(raw.get("clientId")) or azp,
+        )
+
+
+_FORBIDDEN_HEADERS: Final = ("jku", "x5u", "jwk", "x5c", "crit", "b64")
+# jku/x5u/jwk/x5c would let the token name its own key; crit names extensions we do
+# not implement (RFC 7515 §4.1.11), and b64 (RFC 7797) changes what is signed.
+
+C = TypeVar("C", bound=BaseClaims)
+
+
+def _short(value: str) -> str:
+    return repr(value if len(value) <= 40 else value[:40] + "...")
+
+
+def _b64url_decode(segment: str) -> bytes:
+    """Strict unpadded base64url (RFC 7515 §2); ValueError otherwise."""
+    if "=" in segment or "+" in segment or "/" in segment:
+        raise ValueError("not base64url")
+    return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
+
+
+class _JWTVerifier(Generic[C]):
+    """Shared engine of :class:`TokenVerifier` and ``AssertionVerifier``."""
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audiences: Collection[str],
+        keys: JWKSCache,
+        algorithms: Collection[str],
+        leeway: int,
+        max_bytes: int,
+        token_types: Collection[str] | None,
+        accept_azp: bool,
+        clock: Callable[[], float],
+        claims_factory: Callable[[dict[str, Any]], C],
+    ) -> None:
+        if not issuer:
+            raise ValueError("issuer must not be empty")
+        if isinstance(audiences, str) or not audiences:
+            raise ValueError("audiences must be a non-empty collection of strings")
+        unknown = set(algorithms) - set(JWSRegistry.algorithms)
+        if not algorithms or "none" in algorithms or unknown:
+            raise ValueError(f"algorithms must be signature algorithms, not {sorted(algorithms)}")
+        if leeway < 0 or max_bytes <= 0:
+            raise ValueError("leeway must be >= 0 and max_bytes > 0")
+        self.issuer = issuer
+        self.audiences = frozenset(audiences)
+        self.keys = keys
+        self.algorithms = frozenset(algorithms)
+        self.leeway = leeway
+        self.max_bytes = max_bytes
+        self.token_types = None if token_types is None else frozenset(token_types)
+        self._accept_azp = accept_azp
+        self._clock = clock
+        self._claims_factory = claims_factory
+        # One registry per algorithm: joserfc then accepts exactly the alg we vetted.
+        # strict_check_header=False: unknown, non-critical header parameters are
+        # ignorable (RFC 7515 §4); the dangerous ones are refused before this.
+        self._registries = {
+            alg: JWSRegistry(algorithms=[alg], strict_check_header=False) for alg in algorithms
+        }
+
+    async def verify(self, token: str) -> C:
+        """Verify ``token`` and return its claims; raise :class:`TokenError` otherwise.
+
+        Awaits only when the ``kid`` is not cached (one rate-limited JWKS refresh).
+        """
+        alg, kid = self._check_header(token)
+        key = self.keys.get(kid)
+        if key is None:
+            key = await self.keys.get_or_refresh(kid)
+            if key is None:
+                raise TokenError("unknown_kid", f"no signing key with kid {_short(kid)}")
+        return self._verify_signed(token, alg, key)
+
+    def verify_with_key(self, token: str, key: Key) -> C:
+        """Verify ``token`` with ``key`` regardless of its ``kid``; all other checks apply."""
+        alg, _ = self._check_header(token)
+        return self._verify_signed(token, alg, key)
+
+    def _check_header(self, token: str) -> tuple[str, str]:
+        if not isinstance(token, str):
+            raise TokenError("malformed", "token is not a string")
+        if len(token) > self.max_bytes:  # before any decoding: bounds all work below
+            raise TokenError("token_too_large", f"token exceeds {self.max_bytes} bytes")
+        if token.count(".") != 2:
+            raise TokenError("malformed", "not a JWS in compact serialization")
+        try:
+            header = msgspec.json.decode(_b64url_decode(token[: token.index(".")]))
+        except ValueError:  # binascii.Error and msgspec.DecodeError are ValueErrors
+            raise TokenError("malformed", "header is not base64url-encoded JSON") from None
+        if not isinstance(header, dict):
+            raise TokenError("malformed", "header is not a JSON object")
+        alg = header.get("alg")
+        if not isinstance(alg, str):
+            raise TokenError("malformed", "header has no alg")
+        if alg not in self.algorithms:
+            raise TokenError("unsupported_alg", f"alg {_short(alg)} is not allowed")
+        for name in _FORBIDDEN_HEADERS:
+            if name in header:
+                raise TokenError("forbidden_header", f"header parameter {name!r} is refused")
+        kid = header.get("kid")
+        if not isinstance(kid, str) or not kid:
+            raise TokenError("malformed", "header has no kid")
+        return alg, kid
+
+    def _verify_signed(self, token: str, alg: str, key: Key) -> C:
+        try:
+            payload = jws.deserialize_compact(token, key, registry=self._registries[alg]).payload
+        except (BadSignatureError, KeyParameterError):
+            raise TokenError("bad_signature", "signature does not verify") from None
+        except (JoseError, ValueError, TypeError):
+            raise TokenError("malformed", "token cannot be decoded") from None
+        try:
+            raw = msgspec.json.decode(payload)
+        except msgspec.DecodeError:
+            raise TokenError("malformed", "payload is not JSON") from None
+        if not isinstance(raw, dict):
+            raise TokenError("malformed", "payload is not a JSON object")
+        self._check_claims(raw)
+        return self._claims_factory(raw)
+
+    def _check_claims(self, raw: dict[str, Any]) -> None:
+        now, leeway = self._clock(), self.leeway
+        exp = raw.get("exp")
+        if not _is_number(exp):
+            raise TokenError("missing_claim", "exp is missing or not a number")
+        if now > exp + leeway:
+            raise TokenError("token_expired", "token has expired")
+        for name in ("nbf", "iat"):
+            value = raw.get(name)
+            if value is None:
+                continue
+            if not _is_number(value):
+                raise TokenError("malformed", f"{name} is not a number")
+            if value > now + leeway:
+                if name == "nbf":
+                    raise TokenError("token_not_yet_valid", "token is not valid yet (nbf)")
+                raise TokenError("iat_in_future", "token is issued in the future (iat)")
+        if raw.get("iss") != self.issuer:
+            raise TokenError("wrong_issuer", "token is from another issuer")
+        if self.token_types is not None:
+            typ = raw.get("typ")
+            if not isinstance(typ, str) or typ not in self.token_types:
+                raise TokenError("wrong_token_type", "not an access token (typ)")
+        aud = raw.get("aud")
+        if isinstance(aud, str):
+            aud = (aud,)
+        elif aud is None:
+            aud = ()
+        elif not isinstance(aud, list) or not all(isinstance(a, str) for a in aud):
+            raise TokenError("malformed", "aud is not a string or a list of strings")
+        if self.audiences.isdisjoint(aud):
+            azp = raw.get("azp")
+            if not (self._accept_azp and isinstance(azp, str) and azp in self.audiences):
+                raise TokenError("wrong_audience", "token is for another audience")
+
+
+class TokenVerifier(_JWTVerifier[Claims]):
+    """Verifies Keycloak access tokens against one realm.
+
+    Args:
+        issuer: The realm issuer, compared exactly with ``iss``.
+        audiences: Accepted ``aud`` values; a token also passes when its ``azp``
+            is one of them. Do not list ``account``, which Keycloak adds to most tokens.
+        keys: The realm's JWKS cache.
+        algorithms: Allowed ``alg`` values. ``none`` is rejected here with ValueError.
+        leeway: Clock skew tolerated for ``exp``, ``nbf`` and ``iat``, in seconds.
+        max_bytes: Longer tokens are refused before decoding.
+        token_types: Accepted values of the ``typ`` claim.
+        clock: Wall-clock seconds since the epoch; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audiences: Collection[str],
+        keys: JWKSCache,
+        algorithms: Collection[str] = ("RS256", "PS256", "ES256"),
+        leeway: int = 30,
+        max_bytes: int = 16384,
+        token_types: Collection[str] = ("Bearer",),
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            issuer=issuer,
+            audiences=audiences,
+            keys=keys,
+            algorithms=algorithms,
+            leeway=leeway,
+            max_bytes=max_bytes,
+            token_types=token_types,
+            accept_azp=True,
+            clock=clock,
+            claims_factory=Claims.from_raw,
+        )
