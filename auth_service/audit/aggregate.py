@@ -1,0 +1,87 @@
+"""Aggregation of high-volume denials (a flood of bad tokens must not flood the table).
+
+For the aggregated types, events are keyed by ``(type, reason, source_ip)``.
+The first event of a key is written as usual and opens a window; further
+events of that key inside the window are only counted. When the window ends
+(checked on the next event and by the periodic `AuditLog.tick`), one summary
+event is written with ``count`` = the number suppressed. A steady flood of one
+key therefore costs at most two rows per window.
+
+The counts of a window that is still open live in memory only: a crash loses
+at most one window of *suppressed repeats*, never the first event of a key.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ("AggregateKey", "DenialAggregator", "Window")
+
+AggregateKey = tuple[str, str | None, str | None]
+"""``(type, reason, source_ip)``."""
+
+
+@dataclass(slots=True)
+class Window:
+    """One open aggregation window."""
+
+    key: AggregateKey
+    opened: float
+    """Monotonic time the window opened (the first, individually written event)."""
+    first_wall: int = 0
+    """Wall-clock µs of the first suppressed event."""
+    last_wall: int = 0
+    """Wall-clock µs of the last suppressed event."""
+    suppressed: int = 0
+    sample: dict[str, Any] = field(default_factory=dict)
+    """Fields of the last suppressed event (client id, user agent, request id)."""
+
+
+class DenialAggregator:
+    """Decides which denials are written individually and which are only counted.
+
+    Not thread-safe by itself; `AuditLog` calls it under its lock.
+    """
+
+    def __init__(self, window: float, *, max_keys: int = 10_000) -> None:
+        self.window = window
+        self.max_keys = max_keys
+        self._open: dict[AggregateKey, Window] = {}
+
+    @property
+    def enabled(self) -> bool:
+        """Aggregation is on (a window of 0 turns it off)."""
+        return self.window > 0
+
+    def admit(
+        self, key: AggregateKey, now: float, wall: int, sample: dict[str, Any]
+    ) -> tuple[bool, Window | None]:
+        """Register one event.
+
+        Returns ``(write_it, closed)``: whether the event itself is written, and
+        a window that just expired for this key (to be written as a summary).
+        """
+        win = self._open.get(key)
+        closed: Window | None = None
+        if win is not None and now - win.opened >= self.window:
+            closed = self._open.pop(key)
+            win = None
+            if closed.suppressed == 0:
+                closed = None
+        if win is None:
+            if len(self._open) < self.max_keys:
+                self._open[key] = Window(key=key, opened=now)
+            return True, closed
+        if win.suppressed == 0:
+            win.first_wall = wall
+        win.suppressed += 1
+        win.last_wall = wall
+        win.sample = sample
+        return False, closed
+
+    def expired(self, now: float, *, everything: bool = False) -> list[Window]:
+        """Remove and return the windows that ended (all of them when ``everything``)."""
+        done = [k for k, w in self._open.items() if everything or now - w.opened >= self.window]
+        closed = [self._open.pop(k) for k in done]
+        return [w for w in closed if w.suppressed > 0]

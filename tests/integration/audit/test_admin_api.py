@@ -1,0 +1,157 @@
+"""``GET /admin/audit-events``: auth, role, filters, and stable cursor pagination."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
+
+from auth_service.audit import AuditLog, open_audit
+from auth_service.audit.controllers import AuditController
+from auth_service.config import Settings
+from auth_service.errors import exception_handlers
+from auth_service.observability.metrics import Metrics
+from auth_service.resources import Resources
+from tests.conftest import REDIS_URL
+from tests.integration.audit.conftest import FakeAuthenticator
+
+AUDITOR = {"Authorization": "Bearer auditor-1:auth-auditor"}
+
+
+@pytest.fixture
+async def api(
+    fresh_db: str, settings: Settings, spool_root: Path
+) -> AsyncIterator[tuple[AsyncTestClient[Litestar], AuditLog]]:
+    """The audit controller on a private database, with the fake authenticator and a writer.
+
+    The pool is opened by the app's lifespan so it lives on the loop that serves requests.
+    """
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        pool = await asyncpg.create_pool(fresh_db, min_size=0, max_size=4)
+        redis = Redis.from_url(REDIS_URL)
+        http = httpx.AsyncClient()
+        res = Resources(settings=settings, metrics=Metrics(), pg=pool, redis=redis, http=http)
+        res.components["authenticator"] = FakeAuthenticator()
+        app.state.resources = res
+        async with open_audit(pool, spool_root, aggregate_window=0) as audit:
+            res.components["audit"] = audit
+            yield
+        await http.aclose()
+        await redis.aclose()
+        await pool.close()
+
+    app = Litestar([AuditController], exception_handlers=exception_handlers, lifespan=[lifespan])
+    async with AsyncTestClient(app) as client:
+        yield client, app.state.resources.components["audit"]
+
+
+async def _emit_many(audit: AuditLog, n: int) -> list[str]:
+    ids = []
+    for i in range(n):
+        event_id = audit.emit("login.success", outcome="success", actor_sub=f"user-{i % 3}")
+        assert event_id is not None
+        ids.append(event_id)
+    assert await audit.sink.wait_idle(10)  # type: ignore[attr-defined]
+    return ids
+
+
+async def test_without_a_token_is_401(api: tuple[AsyncTestClient[Litestar], AuditLog]) -> None:
+    """No bearer token: 401 problem+json with WWW-Authenticate."""
+    client, _ = api
+    r = await client.get("/admin/audit-events")
+    assert r.status_code == 401
+    assert r.headers["content-type"] == "application/problem+json"
+    assert r.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_without_the_auditor_role_is_403(
+    api: tuple[AsyncTestClient[Litestar], AuditLog],
+) -> None:
+    """A valid token without the realm role ``auth-auditor``: 403 with reason missing_role."""
+    client, _ = api
+    r = await client.get("/admin/audit-events", headers={"Authorization": "Bearer bob:auth-admin"})
+    assert r.status_code == 403
+    assert r.json()["reason"] == "missing_role"
+
+
+async def test_filters_by_type_subject_request_id_and_time(
+    api: tuple[AsyncTestClient[Litestar], AuditLog],
+) -> None:
+    """``type``, ``subject`` (actor or subject sub), ``request_id``, ``since``/``until`` filter."""
+    client, audit = api
+    audit.emit("mfa.failure", outcome="failure", actor_sub="carol", request_id="rid-c")
+    audit.emit("mfa.admin_reset", outcome="success", actor_sub="admin", subject_sub="carol")
+    audit.emit("login.success", outcome="success", actor_sub="dave", request_id="rid-d")
+    assert await audit.sink.wait_idle(10)  # type: ignore[attr-defined]
+
+    async def get(**params: str) -> list[dict[str, Any]]:
+        r = await client.get("/admin/audit-events", params=params, headers=AUDITOR)
+        assert r.status_code == 200, r.text
+        events: list[dict[str, Any]] = r.json()["events"]
+        return events
+
+    assert [e["type"] for e in await get(subject="carol")] == ["mfa.admin_reset", "mfa.failure"]
+    assert [e["actor_sub"] for e in await get(type="login.success")] == ["dave"]
+    assert [e["actor_sub"] for e in await get(request_id="rid-c")] == ["carol"]
+    everything = await get()
+    middle = everything[1]["occurred_at"]
+    assert [e["type"] for e in await get(since=middle)] == ["login.success", "mfa.admin_reset"]
+    assert [e["type"] for e in await get(until=middle)] == ["mfa.failure"]
+    first = everything[0]
+    assert first["request_id"] == "rid-d" and len(first["hash"]) == 64 and first["seq"] == 3
+
+
+async def test_pagination_has_no_gaps_or_repeats_while_events_arrive(
+    api: tuple[AsyncTestClient[Litestar], AuditLog],
+) -> None:
+    """Walking pages newest-first while new events keep arriving visits each old event once."""
+    client, audit = api
+    existing = await _emit_many(audit, 250)
+    stop = threading.Event()
+    inserted = 0
+
+    def keep_inserting() -> None:  # emit is thread-safe; this runs truly concurrently
+        nonlocal inserted
+        while not stop.wait(0.001):
+            audit.emit("access.allowed", outcome="allowed", actor_sub="late")
+            inserted += 1
+
+    inserter = threading.Thread(target=keep_inserting)
+    inserter.start()
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        params = {"limit": "17", **({"cursor": cursor} if cursor else {})}
+        r = await client.get("/admin/audit-events", params=params, headers=AUDITOR)
+        assert r.status_code == 200, r.text
+        body = r.json()
+        seen += [e["id"] for e in body["events"]]
+        pages += 1
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    stop.set()
+    inserter.join()
+    assert inserted > 0 and pages > 10
+    assert len(seen) == len(set(seen)), "an event was returned twice"
+    assert set(existing) <= set(seen), "an event was skipped"
+
+
+async def test_bad_cursor_is_400(api: tuple[AsyncTestClient[Litestar], AuditLog]) -> None:
+    """A cursor this service did not issue is a 400, not a 500."""
+    client, _ = api
+    r = await client.get("/admin/audit-events", params={"cursor": "!!nope"}, headers=AUDITOR)
+    assert r.status_code == 400
+    assert r.json()["reason"] == "invalid_cursor"
