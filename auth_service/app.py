@@ -19,6 +19,7 @@ import httpx
 from litestar import Litestar
 from litestar.openapi.config import OpenAPIConfig
 
+from auth_service.audit.controllers import AuditController
 from auth_service.config import Settings
 from auth_service.errors import exception_handlers
 from auth_service.health.controllers import HealthController
@@ -49,7 +50,7 @@ def create_app(
     configure_tracing(settings)
     metrics = Metrics()
     app = Litestar(
-        route_handlers=[HealthController],
+        route_handlers=[HealthController, AuditController],
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(
@@ -61,7 +62,7 @@ def create_app(
     app.state.metrics = metrics
     app.state.idp_http = idp_http
     edge = EdgeMiddleware(
-        app.asgi_handler,
+        app.asgi_handler,  # type: ignore[arg-type]
         metrics=metrics,
         access_log=settings.access_log,
         always_trace=settings.otel_exporter_otlp_endpoint is not None,

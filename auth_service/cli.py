@@ -13,6 +13,7 @@ from typing import Any, NoReturn, TypeVar
 
 import click
 
+from auth_service.audit.cli import audit_group
 from auth_service.config import Settings, SettingsError, load_settings
 
 __all__ = ("main",)
@@ -81,6 +82,9 @@ def migrate() -> None:
         click.echo(f"applied {m.version:04d}_{m.name}")
     if not done:
         click.echo("schema is up to date")
+
+
+main.add_command(audit_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

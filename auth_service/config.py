@@ -99,6 +99,26 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Maximum PostgreSQL connections per worker."""
     ready_timeout: float = 1.0
     """Per-dependency timeout of ``/health/ready`` checks, in seconds."""
+    audit_spool_dir: str = "var/audit-spool"
+    """Local durable spool for audit events (a persistent volume in production)."""
+    audit_spool_max_bytes: int = 1 << 30
+    """Per-worker spool cap in bytes; a loud warning is logged from 80 %."""
+    audit_spool_segment_bytes: int = 8 << 20
+    """Spool segment rotation size in bytes."""
+    audit_queue_size: int = 10_000
+    """Audit events held in memory before the writer reads them back from the spool."""
+    audit_batch_size: int = 1_000
+    """Most audit events per INSERT."""
+    audit_flush_interval: float = 0.05
+    """Longest idle wait of the audit writer, in seconds."""
+    audit_fsync_interval: float = 1.0
+    """Seconds between fsyncs of the audit spool."""
+    audit_write_timeout: float = 10.0
+    """Bound on one audit batch insert, in seconds."""
+    audit_aggregate_window: float = 10.0
+    """Window in seconds within which equal denials (type, reason, source) become one event."""
+    audit_shutdown_timeout: float = 10.0
+    """How long shutdown keeps writing audit events before leaving the rest in the spool."""
     otel_exporter_otlp_endpoint: str | None = None
     """``OTEL_EXPORTER_OTLP_ENDPOINT``: when set, traces are exported over OTLP/HTTP."""
     otel_service_name: str = "auth-service"

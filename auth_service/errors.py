@@ -201,7 +201,9 @@ def _http_error(request: Request[Any, Any, Any], exc: HTTPException) -> Response
     if isinstance(exc, ValidationException):
         errors = [_describe(e) for e in (exc.extra or []) if isinstance(exc.extra, list)]
         detail = "request validation failed"
-    headers = {k: v for k, v in (exc.headers or {}).items() if k.lower() in ("allow", "retry-after")}
+    headers = {
+        k: v for k, v in (exc.headers or {}).items() if k.lower() in ("allow", "retry-after")
+    }
     return _respond(request, exc.status_code, detail, headers=headers or None, errors=errors)
 
 

@@ -21,10 +21,15 @@ from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from auth_service.app import create_app
 from auth_service.config import Settings, load_settings
 from auth_service.migrations import apply_migrations
+from tests.fakes.keycloak import FakeKeycloak, StandInServer
+from tests.support.processes import eventually
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
@@ -42,7 +47,9 @@ START_HINT = {
 def _reachable(url: str, default_port: int) -> bool:
     parts = urlsplit(url)
     try:
-        with socket.create_connection((parts.hostname or "127.0.0.1", parts.port or default_port), 2):
+        with socket.create_connection(
+            (parts.hostname or "127.0.0.1", parts.port or default_port), 2
+        ):
             return True
     except OSError:
         return False
@@ -112,8 +119,11 @@ def secret_key_b64() -> str:
 
 
 @pytest.fixture
-def base_env(database_url: str, redis_prefix: str, secret_key_b64: str) -> dict[str, str]:
+def base_env(
+    database_url: str, redis_prefix: str, secret_key_b64: str, tmp_path: Path
+) -> dict[str, str]:
     """A complete, valid settings environment (the IdP points at a closed port)."""
+    spool_dir = tmp_path / "audit-spool"
     return {
         "AUTH_OIDC_ISSUER": "http://127.0.0.1:9/realms/acme",
         "AUTH_OIDC_CLIENT_SECRET": "auth-service-secret",
@@ -126,6 +136,7 @@ def base_env(database_url: str, redis_prefix: str, secret_key_b64: str) -> dict[
         "AUTH_SECRET_KEYS": f"k1:{secret_key_b64}",
         "AUTH_ALLOWED_REDIRECT_HOSTS": "app.test,*.app.test",
         "AUTH_CLAIM_HEADERS": "tenant_id=X-Auth-Tenant,org.site=X-Auth-Site",
+        "AUTH_AUDIT_SPOOL_DIR": str(spool_dir),
     }
 
 
@@ -135,11 +146,51 @@ def settings(base_env: dict[str, str]) -> Settings:
     return load_settings(base_env, env_file=False)
 
 
-
-
 @pytest.fixture
 async def redis_client() -> AsyncIterator[Redis]:
     """A raw Redis client for assertions."""
     client = Redis.from_url(REDIS_URL)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def keycloak() -> Iterator[tuple[FakeKeycloak, StandInServer]]:
+    """A Keycloak stand-in served over real HTTP on a free port."""
+    fake = FakeKeycloak()
+    server = StandInServer(fake)
+    server.start()
+    yield fake, server
+    server.stop()
+
+
+@pytest.fixture
+def idp(keycloak: tuple[FakeKeycloak, StandInServer]) -> FakeKeycloak:
+    """The stand-in's in-process control object."""
+    return keycloak[0]
+
+
+@pytest.fixture
+def idp_env(base_env: dict[str, str], idp: FakeKeycloak) -> dict[str, str]:
+    """Settings environment pointing at the running stand-in."""
+    return {**base_env, "AUTH_OIDC_ISSUER": idp.issuer}
+
+
+@pytest.fixture
+def idp_settings(idp_env: dict[str, str]) -> Settings:
+    """Settings pointing at the running stand-in."""
+    return load_settings(idp_env, env_file=False)
+
+
+@pytest.fixture
+async def service(idp_settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The app in-process, lifespan running, IdP discovered and keys loaded."""
+    app = create_app(idp_settings, configure_logs=False)
+    async with AsyncTestClient(app, base_url="http://auth.test") as client:
+        components = app.state.resources.components
+        # The app runs in the test client's portal thread: poll, don't await its events.
+        await eventually(
+            lambda: components["oidc"].ready and components["revocations"].synced.is_set(),
+            "IdP discovery and revocation sync",
+        )
+        yield client

@@ -39,11 +39,6 @@ log = structlog.get_logger("auth_service.http")
 _tracer = trace.get_tracer("auth_service")
 
 
-def _header_getter(carrier: dict[str, str], key: str) -> list[str] | None:
-    value = carrier.get(key)
-    return [value] if value is not None else None
-
-
 class EdgeMiddleware:
     """Request id on every response, trace span, access log line and HTTP metrics."""
 
@@ -100,7 +95,7 @@ class EdgeMiddleware:
                 for k, v in scope["headers"]
                 if k in (b"traceparent", b"tracestate")
             }
-            parent = extract(carrier, getter=_DictGetter())
+            parent = extract(carrier)
             span = _tracer.start_span(
                 f"{scope['method']} {scope['path']}", context=parent, kind=SpanKind.SERVER
             )
@@ -138,16 +133,6 @@ class EdgeMiddleware:
             if ctx_token is not None:
                 otel_context.detach(ctx_token)
             structlog.contextvars.reset_contextvars(**token)
-
-
-class _DictGetter:
-    """Getter for `opentelemetry.propagate.extract` over a plain dict."""
-
-    def get(self, carrier: dict[str, str], key: str) -> list[str] | None:
-        return _header_getter(carrier, key)
-
-    def keys(self, carrier: dict[str, str]) -> list[str]:
-        return list(carrier)
 
 
 async def _send_500(send: Send, rid: str) -> None:

@@ -76,7 +76,9 @@ def _scrub(value: Any, depth: int = 0) -> Any:
         return value
     if isinstance(value, Mapping):
         return {
-            k: REDACTED if isinstance(k, str) and k.lower() in _SENSITIVE_KEYS else _scrub(v, depth + 1)
+            k: REDACTED
+            if isinstance(k, str) and k.lower() in _SENSITIVE_KEYS
+            else _scrub(v, depth + 1)
             for k, v in value.items()
         }
     if isinstance(value, list | tuple):
@@ -131,7 +133,9 @@ def configure_logging(
             else structlog.PrintLoggerFactory(out)
         )
         if not hasattr(out, "buffer"):
-            renderer = structlog.processors.JSONRenderer(serializer=lambda e, **_: _json(e).decode())
+            renderer = structlog.processors.JSONRenderer(
+                serializer=lambda e, **_: _json(e).decode()
+            )
     numeric = logging.getLevelNamesMapping()[level.upper()]
     structlog.configure(
         processors=[
@@ -153,7 +157,7 @@ def configure_logging(
 
 
 class _StructlogHandler(logging.Handler):
-    """Sends stdlib log records (libraries, uvicorn) through structlog, so they are JSON and redacted."""
+    """Sends stdlib records (libraries, uvicorn) through structlog: JSON and redacted."""
 
     def emit(self, record: logging.LogRecord) -> None:
         log = structlog.get_logger(record.name)

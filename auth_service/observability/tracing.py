@@ -52,5 +52,5 @@ def configure_tracing(settings: Settings) -> None:
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
     HTTPXClientInstrumentor().instrument()
-    AsyncPGInstrumentor().instrument()
+    AsyncPGInstrumentor().instrument()  # type: ignore[no-untyped-call]
     RedisInstrumentor().instrument()

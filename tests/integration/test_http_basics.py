@@ -57,7 +57,9 @@ async def test_valid_request_id_is_echoed(client: AsyncTestClient[Litestar]) -> 
     "bad",
     [b"a\r\nSet-Cookie: x=1", b"x" * 129, "caf\u00e9".encode(), b"", b"has space", b"a\nb"],
 )
-async def test_invalid_request_id_is_replaced(client: AsyncTestClient[Litestar], bad: bytes) -> None:
+async def test_invalid_request_id_is_replaced(
+    client: AsyncTestClient[Litestar], bad: bytes
+) -> None:
     """CR/LF, 129 characters, non-ASCII or empty ids are replaced by a generated one."""
     r = await client.get("/health/live", headers=[(b"X-Request-ID", bad)])
     rid = r.headers["x-request-id"]
@@ -141,10 +143,21 @@ async def test_credentials_never_reach_the_logs(
     import structlog
 
     structlog.get_logger("t").info(
-        "probe", headers={"Authorization": "Bearer opaque-2"}, note=f"got {token}",
-        client_secret="cs-1", url="https://x/cb?code=abc123&state=s",
+        "probe",
+        headers={"Authorization": "Bearer opaque-2"},
+        note=f"got {token}",
+        client_secret="cs-1",
+        url="https://x/cb?code=abc123&state=s",
     )
     out = log_buffer.getvalue()
-    for secret in (token, "topsecret-client", "authcode-123", "cookie-secret-value",
-                   "opaque-bearer-value", "opaque-2", "cs-1", "abc123"):
+    for secret in (
+        token,
+        "topsecret-client",
+        "authcode-123",
+        "cookie-secret-value",
+        "opaque-bearer-value",
+        "opaque-2",
+        "cs-1",
+        "abc123",
+    ):
         assert secret not in out

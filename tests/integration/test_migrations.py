@@ -53,11 +53,17 @@ async def test_two_concurrent_migrate_processes_apply_each_migration_once(
     The migrations create tables without ``IF NOT EXISTS``, so a second application
     would fail the process; the history table must also hold each version once.
     """
-    env = {**os.environ, **base_env, "AUTH_DATABASE_URL": empty_database,
-           "AUTH_ENV_FILE": "/nonexistent"}
+    env = {
+        **os.environ,
+        **base_env,
+        "AUTH_DATABASE_URL": empty_database,
+        "AUTH_ENV_FILE": "/nonexistent",
+    }
     cmd = [sys.executable, "-m", "auth_service", "migrate"]
-    procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              text=True) for _ in range(2)]
+    procs = [
+        subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
     results = [p.communicate(timeout=60) for p in procs]
     assert [p.returncode for p in procs] == [0, 0], results
     outputs = "".join(out for out, _ in results)

@@ -6,6 +6,7 @@ exiting) with a deadline, never by sleeping a fixed time.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import signal
@@ -41,6 +42,17 @@ def wait_until(condition: Callable[[], bool], timeout: float, what: str) -> None
         delay = min(delay * 1.5, 0.2)
 
 
+async def eventually(condition: Callable[[], bool], what: str, timeout: float = 10.0) -> None:
+    """Async twin of `wait_until`: poll ``condition`` without blocking the event loop."""
+    deadline = time.monotonic() + timeout
+    delay = 0.005
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+        await asyncio.sleep(delay)
+        delay = min(delay * 1.5, 0.1)
+
+
 def _port_open(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), 0.2):
@@ -69,9 +81,20 @@ class ServiceProcess:
         exe = shutil.which("auth-service", path=str(Path(sys.executable).parent)) or "auth-service"
         with self.log_path.open("ab") as log:
             self.proc = subprocess.Popen(
-                [exe, "serve", "--host", "127.0.0.1", "--port", str(self.port),
-                 "--workers", str(self.workers)],
-                env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+                [
+                    exe,
+                    "serve",
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    str(self.port),
+                    "--workers",
+                    str(self.workers),
+                ],
+                env=self.env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=ROOT,
             )
 
         def live() -> bool:
@@ -125,9 +148,21 @@ class RedisProcess:
         """Start (again, on the same port) and wait until it accepts connections."""
         exe = shutil.which("redis-server") or "/usr/bin/redis-server"
         self.proc = subprocess.Popen(
-            [exe, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", self.dir],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+            [
+                exe,
+                "--port",
+                str(self.port),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                self.dir,
+            ],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
         )
         wait_until(lambda: _port_open(self.port), 10, "redis-server to listen")
         return self
@@ -147,4 +182,4 @@ class RedisProcess:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-__all__ = ["RedisProcess", "ServiceProcess", "free_port", "signal", "wait_until"]
+__all__ = ["RedisProcess", "ServiceProcess", "eventually", "free_port", "signal", "wait_until"]

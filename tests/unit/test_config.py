@@ -31,7 +31,9 @@ def problems(env: dict[str, str]) -> list[str]:
 
 def test_valid_environment_loads_with_types_and_defaults() -> None:
     """Strings become typed values; optional settings take their safe defaults."""
-    s = load_settings({**VALID, "AUTH_PORT": "9000", "AUTH_OIDC_AUDIENCES": "a, b,"}, env_file=False)
+    s = load_settings(
+        {**VALID, "AUTH_PORT": "9000", "AUTH_OIDC_AUDIENCES": "a, b,"}, env_file=False
+    )
     assert s.port == 9000
     assert s.oidc_audiences == ("a", "b")
     assert s.public_url == "http://localhost:8080"
@@ -129,13 +131,21 @@ def test_cli_exits_2_with_one_line_per_problem_and_no_traceback(tmp_path: Path) 
     del env["AUTH_REDIS_URL"]
     proc = subprocess.run(
         [sys.executable, "-m", "auth_service", "migrate"],
-        env=env, capture_output=True, text=True, timeout=60,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert "Traceback" not in proc.stderr
     named = sorted(line.split(": ")[1].split(":")[0] for line in lines)
     assert named == sorted(
-        ["AUTH_DATABASE_URL", "AUTH_PORT", "AUTH_SECRET_KEYS", "AUTH_OIDC_CLIENT_SECRET_FILE",
-         "AUTH_REDIS_URL"]
+        [
+            "AUTH_DATABASE_URL",
+            "AUTH_PORT",
+            "AUTH_SECRET_KEYS",
+            "AUTH_OIDC_CLIENT_SECRET_FILE",
+            "AUTH_REDIS_URL",
+        ]
     )

@@ -1,0 +1,81 @@
+"""Forward-auth decisions as audit events (CONTRACT §9): denials always, allowed ones per rule.
+
+Denials and token rejections are aggregated by the audit log (same type,
+reason and source within a window), so a flood of bad tokens costs the
+request path one cheap in-memory call each and the table one row per window.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from typing import Any
+
+import msgspec
+
+from auth_service.audit.events import AuditLog
+from auth_service.forward_auth.decision import Verdict
+from auth_service.forward_auth.endpoint import DecisionHook
+from auth_service.forward_auth.gateways import ForwardedRequest
+
+__all__ = ("DecisionDetails", "audit_hook", "source_ip")
+
+
+class DecisionDetails(msgspec.Struct, omit_defaults=True):
+    """What was asked and which rule decided (never credentials)."""
+
+    method: str | None = None
+    host: str | None = None
+    path: str | None = None
+    rule: str | None = None
+    status: int = 0
+
+
+def source_ip(req: ForwardedRequest | None, scope: MutableMapping[str, Any]) -> str | None:
+    """The client address the gateway reports (``X-Real-IP``, first ``X-Forwarded-For``)."""
+    if req is not None:
+        real = req.headers.get(b"x-real-ip")
+        if real:
+            return real.decode("latin-1").strip()[:64]
+        forwarded = req.headers.get(b"x-forwarded-for")
+        if forwarded:
+            return forwarded.split(b",")[0].decode("latin-1").strip()[:64]
+    client = scope.get("client")
+    return str(client[0]) if client else None
+
+
+def audit_hook(audit: AuditLog) -> DecisionHook:
+    """A `ForwardAuthEndpoint` hook that emits the decision's audit event."""
+
+    def hook(
+        verdict: Verdict, req: ForwardedRequest | None, scope: MutableMapping[str, Any]
+    ) -> None:
+        identity = verdict.identity
+        claims = identity.claims if identity is not None else None
+        path = req.target.split("?", 1)[0] if req is not None else None
+        details = DecisionDetails(
+            method=req.method if req else None,
+            host=req.host if req else None,
+            path=path,
+            rule=verdict.rule,
+            status=verdict.status,
+        )
+        agent = req.headers.get(b"user-agent") if req is not None else None
+        if verdict.outcome == "allow":
+            kind, outcome = "access.allowed", "allowed"
+        elif verdict.outcome == "invalid_token":
+            kind, outcome = "token.rejected", "failure"
+        else:
+            kind, outcome = "access.denied", "denied"
+        audit.emit(
+            kind,  # type: ignore[arg-type]
+            outcome=outcome,  # type: ignore[arg-type]
+            actor_sub=claims.sub if claims else None,
+            subject_sub=claims.sub if claims else None,
+            client_id=claims.client_id if claims else None,
+            source_ip=source_ip(req, scope),
+            user_agent=agent.decode("latin-1")[:256] if agent else None,
+            reason=verdict.reason,
+            details=details,
+        )
+
+    return hook

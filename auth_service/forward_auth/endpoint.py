@@ -1,0 +1,180 @@
+"""The lean ASGI handler of ``/authz/*``: no framework on the hot path.
+
+A cached bearer token costs: read the headers, one hash and dict lookup, an
+in-memory revocation check, the policy match, and reuse of a cached
+``X-Auth-Assertion``. Only a new token awaits anything (signature check,
+maybe introspection). The decision itself is `decision.decide`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, MutableMapping
+from typing import Any, Protocol
+
+from auth_service.config import Settings
+from auth_service.errors import PROBLEM_JSON, DependencyUnavailable, problem_body
+from auth_service.forward_auth.decision import Credentials, Verdict, decide
+from auth_service.forward_auth.gateways import (
+    ForwardedRequest,
+    GatewayError,
+    dialect_for,
+    read_request,
+)
+from auth_service.observability.edge import Receive, Send
+from auth_service.observability.metrics import Metrics
+from auth_service.observability.request_id import request_id
+from auth_service.policy import PolicyHolder
+from auth_service.tokens.identity import Authenticated
+from auth_service.tokens.service import Authenticator, TokenRejected
+
+__all__ = ("AssertionIssuer", "ForwardAuthEndpoint", "MfaStatus", "SessionResolver")
+
+
+class AssertionIssuer(Protocol):
+    """Signs ``X-Auth-Assertion`` (CPU only; see `auth_service.tokens.assertion`)."""
+
+    def issue(self, auth: Authenticated, audience: str, *, mfa: bool) -> str: ...
+
+
+class MfaStatus(Protocol):
+    """Whether a Keycloak session passed TOTP (in memory; see `auth_service.mfa`)."""
+
+    def is_verified(self, sid: str | None) -> bool: ...
+
+
+class SessionResolver(Protocol):
+    """Resolves this service's session cookie to an identity (see `auth_service.sessions`)."""
+
+    cookie_name: bytes
+
+    async def resolve(self, session_id: str) -> Authenticated: ...
+
+
+class _NoMfa:
+    def is_verified(self, sid: str | None) -> bool:
+        return False
+
+
+DecisionHook = Callable[[Verdict, ForwardedRequest | None, MutableMapping[str, Any]], None]
+
+
+def _cookie(header: bytes, name: bytes) -> str | None:
+    for part in header.split(b";"):
+        key, sep, value = part.strip().partition(b"=")
+        if sep and key == name and value:
+            return value.decode("latin-1")
+    return None
+
+
+class ForwardAuthEndpoint:
+    """ASGI app answering the three forward-auth front doors."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        authenticator: Authenticator,
+        policy: PolicyHolder,
+        metrics: Metrics,
+        *,
+        assertions: AssertionIssuer | None = None,
+        mfa: MfaStatus | None = None,
+        sessions: SessionResolver | None = None,
+        on_decision: DecisionHook | None = None,
+    ) -> None:
+        self.settings = settings
+        self.authenticator = authenticator
+        self.policy = policy
+        self.metrics = metrics
+        self.assertions = assertions
+        self.mfa: MfaStatus = mfa or _NoMfa()
+        self.sessions = sessions
+        self.on_decision = on_decision
+        self.public_url = settings.public_url
+
+    async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        start = time.perf_counter()
+        dialect = dialect_for(scope["path"])
+        rid = request_id(scope)
+        scope["auth_route"] = dialect.value if dialect else "/authz/unknown"
+        if dialect is None:
+            await self._send_problem(send, 404, "no such forward-auth endpoint", rid, "not_found")
+            return
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        req: ForwardedRequest | None = None
+        try:
+            req = read_request(dialect, scope, headers)
+            creds = await self._credentials(headers)
+            verdict = decide(
+                dialect, req, creds, self.policy.current, public_url=self.public_url, rid=rid
+            )
+        except GatewayError as exc:
+            verdict = _refusal(400, "bad_request", "bad_forwarded_request", str(exc), rid)
+        except DependencyUnavailable as exc:
+            verdict = _refusal(503, "unavailable", exc.reason, exc.detail, rid)
+            verdict.headers.append((b"retry-after", b"5"))
+        if verdict.identity is not None and req is not None:
+            self._identity_headers(verdict, verdict.identity, req)
+        await _send(send, verdict)
+        endpoint = dialect.value
+        self.metrics.decisions.labels(endpoint, verdict.outcome, verdict.reason or "").inc()
+        self.metrics.decision_latency.labels(endpoint).observe(time.perf_counter() - start)
+        if verdict.audit and self.on_decision is not None:
+            self.on_decision(verdict, req, scope)
+
+    async def _credentials(self, headers: dict[bytes, bytes]) -> Credentials:
+        creds = Credentials()
+        authz = headers.get(b"authorization")
+        if authz is not None:
+            scheme, _, token = authz.strip().partition(b" ")
+            if scheme.lower() == b"bearer":
+                creds.bearer = True
+                text = token.strip().decode("latin-1")
+                try:
+                    auth = self.authenticator.cached(text)
+                    creds.identity = auth or await self.authenticator.authenticate(text)
+                except TokenRejected as exc:
+                    creds.rejection = exc
+        if not creds.bearer and self.sessions is not None:
+            cookie = headers.get(b"cookie")
+            session_id = _cookie(cookie, self.sessions.cookie_name) if cookie else None
+            if session_id is not None:
+                creds.session = True
+                try:
+                    creds.identity = await self.sessions.resolve(session_id)
+                except TokenRejected as exc:
+                    creds.rejection = exc
+        if creds.identity is not None:
+            creds.mfa_done = self.mfa.is_verified(creds.identity.claims.sid)
+        return creds
+
+    def _identity_headers(
+        self, verdict: Verdict, auth: Authenticated, req: ForwardedRequest
+    ) -> None:
+        mfa = self.mfa.is_verified(auth.claims.sid)
+        verdict.headers.extend(auth.headers)
+        verdict.headers.append((b"x-auth-mfa", b"totp" if mfa else b"none"))
+        if self.assertions is not None:
+            audience = req.host.lower()
+            token = self.assertions.issue(auth, audience, mfa=mfa)
+            verdict.headers.append((b"x-auth-assertion", token.encode("ascii")))
+
+    async def _send_problem(
+        self, send: Send, status: int, detail: str, rid: str, reason: str
+    ) -> None:
+        await _send(send, _refusal(status, "bad_request", reason, detail, rid))
+
+
+def _refusal(status: int, outcome: str, reason: str, detail: str, rid: str) -> Verdict:
+    body = problem_body(status, detail, rid, reason=reason)
+    return Verdict(
+        status, outcome, reason, None, [(b"content-type", PROBLEM_JSON.encode())], body, audit=True
+    )
+
+
+async def _send(send: Send, verdict: Verdict) -> None:
+    headers = verdict.headers
+    headers.append((b"content-length", str(len(verdict.body)).encode()))
+    headers.append((b"cache-control", b"no-store"))
+    await send({"type": "http.response.start", "status": verdict.status, "headers": headers})
+    await send({"type": "http.response.body", "body": verdict.body})

@@ -1,0 +1,71 @@
+"""Bounded in-memory caches keyed by a hash of the token.
+
+A repeated token costs a dict lookup instead of a signature check. Each entry
+is dropped when its token expires; when full, the oldest entry goes first
+(insertion order of ``dict``). Rejections are cached briefly too, so a flood
+of the same forged token costs one signature check, not one per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+__all__ = ("ExpiringCache", "token_key")
+
+V = TypeVar("V")
+
+
+def token_key(token: str) -> bytes:
+    """A 128-bit BLAKE2b digest of the token: the cache key (tokens are not kept in memory)."""
+    return hashlib.blake2b(token.encode("utf-8", "surrogateescape"), digest_size=16).digest()
+
+
+class ExpiringCache(Generic[V]):
+    """``key → (value, expires_at)`` with a size bound."""
+
+    __slots__ = ("_clock", "_data", "_last_sweep", "max_entries")
+
+    def __init__(self, max_entries: int, clock: Callable[[], float] = time.time) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._data: dict[bytes, tuple[V, float]] = {}
+        self._last_sweep = 0.0
+
+    def get(self, key: bytes) -> V | None:
+        """The value if present and not expired."""
+        item = self._data.get(key)
+        if item is None:
+            return None
+        if item[1] <= self._clock():
+            self._data.pop(key, None)
+            return None
+        return item[0]
+
+    def put(self, key: bytes, value: V, expires_at: float) -> None:
+        """Store until ``expires_at`` (seconds since the epoch)."""
+        if expires_at <= self._clock():
+            return
+        data = self._data
+        if key not in data and len(data) >= self.max_entries:
+            self._evict()
+        data[key] = (value, expires_at)
+
+    def _evict(self) -> None:
+        now = self._clock()
+        data = self._data
+        if now - self._last_sweep > 10.0:  # a full sweep at most every 10 s keeps inserts O(1)
+            self._last_sweep = now
+            for k in [k for k, (_, exp) in data.items() if exp <= now]:
+                del data[k]
+        while len(data) >= self.max_entries:
+            del data[next(iter(data))]
+
+    def clear(self) -> None:
+        """Drop everything."""
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)

@@ -1,0 +1,121 @@
+"""Revocation of Keycloak sessions (``sid``) and tokens (``jti``).
+
+The source of truth is Redis: one key per revoked value with a TTL no shorter
+than any token it can affect. Every worker mirrors the set in memory so the hot
+path (`is_revoked`) makes no Redis round trip:
+
+* a revocation is written to Redis and published on a channel; every worker's
+  subscriber adds it to its in-memory set within milliseconds;
+* on start and after every reconnect of the subscriber the worker reloads the
+  full set with SCAN, so nothing published while it was disconnected is lost
+  (subscribe first, then reload, so no window is left between the two).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from typing import Literal
+
+import structlog
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from auth_service.observability.metrics import Metrics
+
+__all__ = ("RevocationKind", "Revocations")
+
+log = structlog.get_logger("auth_service.revocation")
+RevocationKind = Literal["sid", "jti"]
+
+
+class Revocations:
+    """Revoked sids and jtis: Redis-backed, mirrored in memory per worker."""
+
+    def __init__(
+        self, redis: Redis, *, prefix: str, metrics: Metrics, ttl: int = 24 * 3600
+    ) -> None:
+        self.redis = redis
+        self.prefix = prefix
+        self.channel = f"{prefix}revocations"
+        self.metrics = metrics
+        self.ttl = ttl
+        self._revoked: dict[str, float] = {}  # "sid:<v>" / "jti:<v>" -> local expiry
+        self.synced = asyncio.Event()
+
+    def is_revoked(self, sid: str | None, jti: str | None) -> bool:
+        """Whether either value is revoked; in memory, no I/O."""
+        revoked = self._revoked
+        if not revoked:
+            return False
+        return (sid is not None and f"sid:{sid}" in revoked) or (
+            jti is not None and f"jti:{jti}" in revoked
+        )
+
+    async def revoke(self, kind: RevocationKind, value: str, ttl: int | None = None) -> None:
+        """Revoke for every worker and instance (raises `RedisError` when Redis is down)."""
+        member = f"{kind}:{value}"
+        seconds = ttl or self.ttl
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(f"{self.prefix}revoked:{member}", "1", ex=seconds)
+            pipe.publish(self.channel, member)
+            await pipe.execute()
+        self._add(member, seconds)
+        self.metrics.revocations.labels(kind).inc()
+
+    def _add(self, member: str, ttl: float) -> None:
+        self._revoked[member] = time.time() + ttl
+
+    def prune(self) -> None:
+        """Forget revocations whose TTL has passed (their tokens have expired)."""
+        now = time.time()
+        for member in [m for m, exp in self._revoked.items() if exp <= now]:
+            del self._revoked[member]
+
+    async def _reload(self) -> None:
+        pattern = f"{self.prefix}revoked:*"
+        start = len(f"{self.prefix}revoked:")
+        fresh: dict[str, float] = {}
+        now = time.time()
+        async for raw in self.redis.scan_iter(match=pattern, count=1000):
+            key = raw.decode() if isinstance(raw, bytes) else raw
+            ttl = await self.redis.ttl(key)
+            fresh[key[start:]] = now + (ttl if ttl and ttl > 0 else self.ttl)
+        # Keep values learned from messages during the scan.
+        self._revoked = {**self._revoked, **fresh}
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Subscribe, reload, and apply published revocations until ``stop``; reconnects forever."""
+        delay = 0.1
+        while not stop.is_set():
+            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self.channel)
+                await self._reload()
+                self.synced.set()
+                delay = 0.1
+                log.info("revocations_synced", count=len(self._revoked))
+                last_prune = time.monotonic()
+                while not stop.is_set():
+                    message = await pubsub.get_message(timeout=1.0)
+                    if message is not None and message.get("type") == "message":
+                        data = message["data"]
+                        member = data.decode() if isinstance(data, bytes) else str(data)
+                        self._add(member, self.ttl)
+                    if time.monotonic() - last_prune > 60:
+                        self.prune()
+                        last_prune = time.monotonic()
+            except (RedisError, OSError) as exc:
+                log.warning("revocations_disconnected", error=exc.__class__.__name__)
+                self.synced.clear()
+                try:
+                    await asyncio.wait_for(stop.wait(), timeout=delay)
+                except TimeoutError:
+                    pass
+                delay = min(delay * 2, 5.0) * random.uniform(0.8, 1.2)
+            finally:
+                try:
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+                except (RedisError, OSError):
+                    pass

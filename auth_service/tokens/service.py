@@ -1,0 +1,206 @@
+"""Authenticating bearer tokens: cache first, then the verifier, then introspection if needed.
+
+`Authenticator.cached` is the hot path: a hash, a dict lookup, an expiry check
+and an in-memory revocation check, no I/O. Only a token not seen before goes
+through `authenticate`, which verifies the signature and claims
+(`auth_service.verifier`) and, for Keycloak lightweight access tokens that lack
+the claims the policy or header map needs, asks the realm's introspection
+endpoint once per token (single-flight), caching the result until it expires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import msgspec
+import structlog
+
+from auth_service.config import Settings
+from auth_service.errors import DependencyUnavailable, NotAuthenticated
+from auth_service.observability.metrics import Metrics
+from auth_service.oidc.provider import OIDCProvider, idp_headers
+from auth_service.tokens.cache import ExpiringCache, token_key
+from auth_service.tokens.identity import Authenticated, identity_headers
+from auth_service.tokens.revocation import Revocations
+from auth_service.verifier import Claims, TokenError
+
+__all__ = ("Authenticator", "TokenRejected", "bearer_challenge")
+
+log = structlog.get_logger("auth_service.tokens")
+
+# Rejections worth caching briefly: they cannot turn valid later. ``unknown_kid`` can
+# (after a key rotation) and ``token_not_yet_valid`` will, so they are not cached.
+_STICKY = frozenset(
+    {
+        "malformed",
+        "unsupported_alg",
+        "forbidden_header",
+        "bad_signature",
+        "token_expired",
+        "wrong_issuer",
+        "wrong_audience",
+        "wrong_token_type",
+        "missing_claim",
+        "token_inactive",
+    }
+)
+_DESCRIPTIONS = {
+    "token_revoked": "token revoked",
+    "token_inactive": "token is not active at the identity provider",
+}
+
+
+def bearer_challenge(error: str | None = None, description: str | None = None) -> str:
+    """An RFC 6750 ``WWW-Authenticate`` value."""
+    if error is None:
+        return 'Bearer realm="auth-service"'
+    safe = (description or error).replace('"', "'").replace("\\", "/")
+    return f'Bearer realm="auth-service", error="{error}", error_description="{safe}"'
+
+
+class TokenRejected(NotAuthenticated):
+    """401 ``invalid_token`` with a machine-readable reason (CONTRACT §4)."""
+
+    def __init__(self, reason: str, description: str) -> None:
+        super().__init__(
+            description,
+            reason=reason,
+            headers={"WWW-Authenticate": bearer_challenge("invalid_token", description)},
+        )
+
+
+class Authenticator:
+    """Turns a bearer token into an `Authenticated` identity or a `TokenRejected`."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        provider: OIDCProvider,
+        revocations: Revocations,
+        metrics: Metrics,
+        *,
+        needed_claims: Callable[[], frozenset[str]],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.provider = provider
+        self.revocations = revocations
+        self.metrics = metrics
+        self.needed_claims = needed_claims
+        self.claim_headers = settings.claim_header_map
+        self.max_bytes = 16 * 1024
+        self.cache: ExpiringCache[Authenticated] = ExpiringCache(settings.token_cache_size, clock)
+        self.rejected: ExpiringCache[tuple[str, str]] = ExpiringCache(10_000, clock)
+        self._clock = clock
+        self._introspecting: dict[bytes, asyncio.Task[dict[str, Any] | None]] = {}
+        self._hits = metrics.token_cache.labels("hit")
+        self._misses = metrics.token_cache.labels("miss")
+
+    def cached(self, token: str) -> Authenticated | None:
+        """The cached identity of ``token``, without I/O; raises `TokenRejected` if known bad."""
+        if len(token) > self.max_bytes:
+            raise TokenRejected("token_too_large", "token exceeds 16 KiB")
+        key = token_key(token)
+        hit = self.cache.get(key)
+        if hit is None:
+            bad = self.rejected.get(key)
+            if bad is not None:
+                raise TokenRejected(*bad)
+            self._misses.inc()
+            return None
+        self._hits.inc()
+        claims = hit.claims
+        if self.revocations.is_revoked(claims.sid, claims.jti):
+            raise TokenRejected("token_revoked", _DESCRIPTIONS["token_revoked"])
+        return hit
+
+    async def authenticate_bearer(self, authorization_header: str | None) -> Authenticated:
+        """Authenticate an ``Authorization`` header (this service's own API endpoints)."""
+        scheme, _, token = (authorization_header or "").strip().partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise NotAuthenticated(
+                "a bearer token is required", headers={"WWW-Authenticate": bearer_challenge()}
+            )
+        return await self.authenticate(token.strip())
+
+    async def authenticate(self, token: str) -> Authenticated:
+        """Verify ``token`` (using the cache when possible)."""
+        hit = self.cached(token)
+        if hit is not None:
+            return hit
+        verifier = self.provider.verifier
+        if verifier is None:
+            raise DependencyUnavailable(
+                "identity provider keys are not available yet", reason="idp_unavailable"
+            )
+        key = token_key(token)
+        try:
+            claims = await verifier.verify(token)
+        except TokenError as exc:
+            self._reject(key, exc.reason, exc.description)
+        if self.revocations.is_revoked(claims.sid, claims.jti):
+            raise TokenRejected("token_revoked", _DESCRIPTIONS["token_revoked"])
+        missing = [c for c in self.needed_claims() if c not in claims.raw]
+        if missing:
+            claims = await self._complete(token, key, claims)
+        entry = Authenticated(
+            claims=claims,
+            headers=identity_headers(claims, self.claim_headers),
+            key=key,
+            attributes={
+                p: v for p, v in claims.attributes({p: p for p in self.claim_headers}).items()
+            },
+        )
+        self.cache.put(key, entry, claims.exp)
+        return entry
+
+    def _reject(self, key: bytes, reason: str, description: str) -> Any:
+        if reason in _STICKY:
+            self.rejected.put(key, (reason, description), self._clock() + 60)
+        raise TokenRejected(reason, description)
+
+    async def _complete(self, token: str, key: bytes, claims: Claims) -> Claims:
+        """Fill in claims of a lightweight token from the IdP's introspection endpoint."""
+        task = self._introspecting.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._introspect(token))
+            self._introspecting[key] = task
+            task.add_done_callback(lambda _: self._introspecting.pop(key, None))
+        try:
+            result = await asyncio.shield(task)
+        except (httpx.HTTPError, ValueError, msgspec.DecodeError) as exc:
+            self.metrics.introspections.labels("error").inc()
+            log.warning("idp_introspection_failed", error=exc.__class__.__name__)
+            if claims.sub is None:  # a lightweight token cannot be decided without it
+                raise DependencyUnavailable(
+                    "identity provider introspection unavailable", reason="idp_unavailable"
+                ) from exc
+            return claims
+        if result is None or result.get("active") is not True:
+            self.metrics.introspections.labels("inactive").inc()
+            self._reject(key, "token_inactive", _DESCRIPTIONS["token_inactive"])
+        self.metrics.introspections.labels("ok").inc()
+        assert result is not None
+        merged = {**result, **claims.raw}
+        merged.pop("active", None)
+        return Claims.from_raw(merged)
+
+    async def _introspect(self, token: str) -> dict[str, Any] | None:
+        metadata = self.provider.metadata
+        if metadata is None or metadata.introspection_endpoint is None:
+            raise ValueError("no introspection endpoint")
+        response = await self.provider.http.post(
+            metadata.introspection_endpoint,
+            data={"token": token, "token_type_hint": "access_token"},
+            auth=(self.settings.oidc_client_id, self.settings.oidc_client_secret),
+            headers=idp_headers(),
+            timeout=self.settings.idp_timeout,
+        )
+        if response.status_code != 200:
+            raise ValueError(f"introspection answered {response.status_code}")
+        body = msgspec.json.decode(response.content)
+        return body if isinstance(body, dict) else None
