@@ -1,0 +1,151 @@
+"""Token endpoints for other microservices and admins.
+
+* ``POST /tokens/introspect`` (RFC 7662, CONTRACT §7): the caller's own bearer token
+  must carry the realm role ``token-introspector``; anything invalid is
+  ``{"active": false}``, never an error that says why.
+* ``POST /admin/revocations`` (realm role ``auth-admin``): revoke a Keycloak session
+  (``sid``) or one token (``jti``) for every worker and instance.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from litestar import Controller, Request, post
+from litestar.di import NamedDependency, Provide
+from litestar.params import JSONBody, URLEncodedBody
+from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
+from redis.exceptions import RedisError
+
+from auth_service.errors import AuthError, BadRequest, DependencyUnavailable
+from auth_service.resources import Resources, provide_resources
+from auth_service.tokens.guards import identity_of, requires_realm_role
+
+__all__ = ("Introspection", "RevocationRequest", "TokenController")
+
+
+class IntrospectRequest(msgspec.Struct):
+    """RFC 7662 request form."""
+
+    token: str
+    token_type_hint: str | None = None
+
+
+class Introspection(msgspec.Struct, omit_defaults=True):
+    """RFC 7662 response plus the service's view of the identity."""
+
+    active: bool
+    sub: str | None = None
+    username: str | None = None
+    client_id: str | None = None
+    scope: str | None = None
+    exp: int | None = None
+    iat: int | None = None
+    iss: str | None = None
+    aud: list[str] | None = None
+    token_type: str | None = None
+    sid: str | None = None
+    roles: list[str] | None = None
+    client_roles: dict[str, list[str]] | None = None
+    attributes: dict[str, Any] | None = None
+    mfa: str | None = None
+
+
+class RevocationRequest(msgspec.Struct, forbid_unknown_fields=True):
+    """Exactly one of ``sid`` or ``jti``."""
+
+    sid: str | None = None
+    jti: str | None = None
+    ttl: int | None = None
+    """Seconds to keep the revocation (default: the longest token lifetime, 24 h)."""
+
+
+_INACTIVE = Introspection(active=False)
+
+
+class TokenController(Controller):
+    """Introspection and revocation."""
+
+    dependencies = {"res": Provide(provide_resources, sync_to_thread=False)}
+
+    @post(
+        "/tokens/introspect",
+        status_code=HTTP_200_OK,
+        guards=[requires_realm_role("token-introspector")],
+    )
+    async def introspect(
+        self,
+        request: Request[Any, Any, Any],
+        data: URLEncodedBody[IntrospectRequest],
+        res: NamedDependency[Resources],
+    ) -> Introspection:
+        """Introspect an access token for an authorized caller."""
+        caller = identity_of(request)
+        try:
+            auth = await res.components["authenticator"].authenticate(data.token)
+        except AuthError:
+            auth = None
+        audit = res.components.get("audit")
+        if audit is not None:
+            audit.emit(
+                "introspection",
+                outcome="success" if auth else "failure",
+                actor_sub=caller.subject,
+                subject_sub=auth.subject if auth else None,
+                client_id=caller.claims.client_id,
+                reason=None if auth else "inactive",
+            )
+        if auth is None:
+            return _INACTIVE
+        c = auth.claims
+        mfa = res.components.get("mfa")
+        scope = c.raw.get("scope")
+        return Introspection(
+            active=True,
+            sub=c.sub,
+            username=c.username,
+            client_id=c.client_id,
+            scope=scope if isinstance(scope, str) else None,
+            exp=int(c.exp),
+            iat=int(c.iat) if c.iat is not None else None,
+            iss=c.iss,
+            aud=list(c.aud) or None,
+            token_type="Bearer",  # noqa: S106
+            sid=c.sid,
+            roles=sorted(c.realm_roles),
+            client_roles={k: sorted(v) for k, v in c.client_roles.items()},
+            attributes=auth.attributes,
+            mfa="totp" if mfa is not None and mfa.is_verified(c.sid) else "none",
+        )
+
+    @post(
+        "/admin/revocations",
+        status_code=HTTP_204_NO_CONTENT,
+        guards=[requires_realm_role("auth-admin")],
+    )
+    async def revoke(
+        self,
+        request: Request[Any, Any, Any],
+        data: JSONBody[RevocationRequest],
+        res: NamedDependency[Resources],
+    ) -> None:
+        """Revoke a session id or a token id everywhere."""
+        if (data.sid is None) == (data.jti is None):
+            raise BadRequest("give exactly one of sid or jti", reason="invalid_request")
+        kind, value = ("sid", data.sid) if data.sid is not None else ("jti", data.jti)
+        assert value is not None
+        try:
+            await res.components["revocations"].revoke(kind, value, data.ttl)
+        except (RedisError, OSError) as exc:
+            raise DependencyUnavailable(
+                "revocation store unavailable", reason="redis_down"
+            ) from exc
+        audit = res.components.get("audit")
+        if audit is not None:
+            audit.emit(
+                "session.revoked",
+                outcome="success",
+                actor_sub=identity_of(request).subject,
+                reason=f"admin_revoke_{kind}",
+            )

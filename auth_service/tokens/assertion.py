@@ -1,0 +1,230 @@
+"""``X-Auth-Assertion``: the short-lived ES256 JWT handed downstream with allowed requests.
+
+CONTRACT §4 fixes its shape::
+
+    header  {"alg": "ES256", "typ": "JWT", "kid": "<current signing key>"}
+    claims  {"iss": AUTH_PUBLIC_URL, "aud": "<original host>", "sub", "roles": [...sorted],
+             "client_roles": {client: [...sorted]}, "amr": ["pwd"] (+ "otp"), "sid",
+             "iat", "exp" (<= iat + AUTH_ASSERTION_TTL <= 60), "jti",
+             <configured attributes at their claim paths, e.g. "tenant_id", "org": {"site"}>}
+
+Configured attributes sit at the same dotted paths as in the access token, so a
+downstream ``claims.claim("org.site")`` reads the same value from either; they
+never override the claims above. ``exp`` is also capped at the access token's
+own expiry: an assertion never outlives the credential it stands for.
+
+:meth:`AssertionSigner.issue` runs on the forward-auth path, so it does no I/O:
+the keys come from an in-memory `KeyRing` that :meth:`AssertionSigner.start`
+loads and a background task refreshes every ``refresh_interval`` seconds
+(``auth-service keys rotate`` reaches every worker within one interval). An
+assertion is cached on the `Authenticated` object per ``(audience, mfa)`` and
+reused while more than half its lifetime remains; MFA completion changes the
+cache slot, and refreshed roles arrive with a new access token, hence a new
+`Authenticated`: either way the next request is signed afresh.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+import structlog
+from joserfc import jws
+from joserfc.jwk import ECKey
+
+from auth_service.errors import DependencyUnavailable
+from auth_service.tokens.identity import Authenticated
+from auth_service.tokens.keys import KeyRing, NoSigningKey, SigningKeyStore
+
+__all__ = ("AssertionSigner",)
+
+log = structlog.get_logger("auth_service.tokens.assertion")
+
+_REGISTRY = jws.JWSRegistry(algorithms=["ES256"])
+_AMR_PWD = ("pwd",)
+_AMR_OTP = ("pwd", "otp")
+_MAX_SLOTS = 64
+"""Cached assertions per credential; the audience is a host name the client influences."""
+_RESERVED = frozenset(
+    {"iss", "aud", "sub", "roles", "client_roles", "amr", "sid", "iat", "exp", "jti", "nbf", "typ"}
+)
+"""Claims an attribute may not set, not even below them."""
+_RETRY_INTERVAL = 2.0
+"""Seconds between load attempts while no key ring has been loaded yet."""
+
+
+def _put(claims: dict[str, Any], path: str, value: object) -> None:
+    """Set ``value`` at dotted ``path`` in ``claims``, copying dicts on the way (no aliasing)."""
+    *parents, leaf = path.split(".")
+    node = claims
+    for part in parents:
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif isinstance(child, dict):
+            child = node[part] = dict(child)
+        else:
+            return  # a scalar already sits on the path; keep it
+        node = child
+    node[leaf] = value
+
+
+class AssertionSigner:
+    """Signs ``X-Auth-Assertion`` tokens and serves their JWKS; one per worker.
+
+    Args:
+        store: the shared signing keys.
+        issuer: ``iss`` of every assertion (``settings.public_url``).
+        ttl: assertion lifetime in seconds (``settings.assertion_ttl``, 5 to 60).
+        refresh_interval: seconds between key ring reloads.
+        clock: seconds since the epoch; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        store: SigningKeyStore,
+        *,
+        issuer: str,
+        ttl: int,
+        refresh_interval: float = 15.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if not 1 <= ttl <= 60:
+            raise ValueError("assertion ttl must be between 1 and 60 seconds")
+        self.issuer = issuer
+        self.ttl = ttl
+        self._store = store
+        self._refresh_interval = refresh_interval
+        self._clock = clock
+        self._ring: KeyRing | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def ring(self) -> KeyRing | None:
+        """The key ring in use; ``None`` until the first successful load."""
+        return self._ring
+
+    @property
+    def ready(self) -> bool:
+        """Whether assertions can be signed now."""
+        ring = self._ring
+        if ring is None:
+            return False
+        current = ring.current(self._clock())
+        return current is not None and current.private_key is not None
+
+    async def refresh(self) -> None:
+        """Reload the keys, first creating an active one if none can sign now.
+
+        Raises:
+            Exception: whatever the database raises; the previous ring stays in use.
+        """
+        ring = await self._store.load()
+        if ring.current(self._clock()) is None:
+            await self._store.ensure_active()
+            ring = await self._store.load()
+        self._ring = ring
+
+    async def start(self, stop: asyncio.Event) -> asyncio.Task[None]:
+        """Load the keys once, then keep refreshing them until ``stop`` is set.
+
+        A failed first load is logged, not raised: the worker starts, `issue`
+        raises `DependencyUnavailable` (503) and the background task retries
+        every few seconds. Await the returned task after setting ``stop``.
+        """
+        await self._try_refresh()
+        self._task = asyncio.get_running_loop().create_task(
+            self._run(stop), name="assertion-keys-refresh"
+        )
+        return self._task
+
+    async def _try_refresh(self) -> bool:
+        try:
+            await self.refresh()
+        except Exception as exc:  # database down: keep the old ring, retry later
+            log.warning(
+                "signing_keys_refresh_failed",
+                error=exc.__class__.__name__,
+                have_keys=self._ring is not None,
+            )
+            return False
+        return True
+
+    async def _run(self, stop: asyncio.Event) -> None:
+        ok = self._ring is not None
+        while not stop.is_set():
+            delay = self._refresh_interval if ok else _RETRY_INTERVAL
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            if stop.is_set():
+                return
+            ok = await self._try_refresh() or self._ring is not None
+
+    def issue(self, auth: Authenticated, audience: str, *, mfa: bool) -> str:
+        """The assertion for ``auth`` towards ``audience`` (the original host); no I/O.
+
+        Raises:
+            DependencyUnavailable: no signing key is loaded or active.
+        """
+        now = self._clock()
+        slot = (audience, mfa)
+        cached = auth.assertions.get(slot)
+        if cached is not None and now < cached[1]:
+            return cached[0]
+        if self._ring is None:
+            raise DependencyUnavailable(
+                "signing keys are not loaded", reason="signing_keys_unavailable"
+            )
+        try:
+            kid, key = self._ring.signer(now)
+        except NoSigningKey as exc:
+            log.error("assertion_not_signed", error=str(exc))
+            raise DependencyUnavailable(
+                "no usable signing key", reason="signing_keys_unavailable"
+            ) from None
+        iat = int(now)
+        exp = max(iat + 1, min(iat + self.ttl, int(auth.exp)))
+        token = self._sign(kid, key, self._claims(auth, audience, mfa, iat, exp))
+        if len(auth.assertions) >= _MAX_SLOTS:
+            auth.assertions.clear()
+        auth.assertions[slot] = (token, iat + (exp - iat) / 2)
+        return token
+
+    def _claims(
+        self, auth: Authenticated, audience: str, mfa: bool, iat: int, exp: int
+    ) -> dict[str, Any]:
+        c = auth.claims
+        claims: dict[str, Any] = {}
+        for path, value in auth.attributes.items():
+            if path.partition(".")[0] not in _RESERVED:
+                _put(claims, path, value)
+        claims.update(
+            iss=self.issuer,
+            aud=audience,
+            roles=sorted(c.realm_roles),
+            client_roles={client: sorted(r) for client, r in sorted(c.client_roles.items())},
+            amr=list(_AMR_OTP if mfa else _AMR_PWD),
+            iat=iat,
+            exp=exp,
+            jti=secrets.token_urlsafe(16),
+        )
+        if c.sub is not None:
+            claims["sub"] = c.sub
+        if c.sid is not None:
+            claims["sid"] = c.sid
+        return claims
+
+    @staticmethod
+    def _sign(kid: str, key: ECKey, claims: dict[str, Any]) -> str:
+        header = {"alg": "ES256", "typ": "JWT", "kid": kid}
+        return jws.serialize_compact(header, msgspec.json.encode(claims), key, registry=_REGISTRY)
+
+    def jwks(self) -> dict[str, list[dict[str, Any]]]:
+        """``{"keys": [...]}``: the public keys downstream services verify assertions with."""
+        ring = self._ring
+        return {"keys": [] if ring is None else ring.published(self._clock())}
