@@ -28,6 +28,8 @@ from auth_service.observability.edge import EdgeMiddleware
 from auth_service.observability.logging import configure_logging
 from auth_service.observability.metrics import Metrics
 from auth_service.observability.tracing import configure_tracing, service_version
+from auth_service.tokens.api import TokenController
+from auth_service.tokens.controllers import jwks
 
 __all__ = ("create_app",)
 
@@ -50,7 +52,7 @@ def create_app(
     configure_tracing(settings)
     metrics = Metrics()
     app = Litestar(
-        route_handlers=[HealthController, AuditController],
+        route_handlers=[HealthController, AuditController, TokenController, jwks],
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(

@@ -84,6 +84,47 @@ def migrate() -> None:
         click.echo("schema is up to date")
 
 
+@main.group()
+def keys() -> None:
+    """Signing keys of X-Auth-Assertion."""
+
+
+@keys.command("rotate")
+@click.option(
+    "--overlap",
+    type=click.FloatRange(min=0),
+    default=75.0,
+    show_default=True,
+    help="Seconds the new key is published before it signs.",
+)
+def rotate(overlap: float) -> None:
+    """Create the next signing key; every worker switches to it after OVERLAP seconds."""
+    from auth_service.tokens.keys_cli import rotate_keys
+
+    settings = _settings_or_exit()
+    try:
+        rotate_keys(settings, overlap)
+    except Exception as exc:  # connection refused, SQL error
+        _fail(f"keys rotate: {exc.__class__.__name__}: {exc}")
+
+
+@main.group()
+def policy() -> None:
+    """Access policy files."""
+
+
+@policy.command("check")
+@click.argument("file", type=click.Path(dir_okay=False))
+def policy_check(file: str) -> None:
+    """Validate a policy file: exit 0 when valid, else print every error and exit 1."""
+    from auth_service.policy import check_policy_file
+
+    code, lines = check_policy_file(file)
+    for line in lines:
+        click.echo(line, err=code != 0)
+    sys.exit(code)
+
+
 main.add_command(audit_group)
 
 

@@ -18,11 +18,14 @@ import structlog
 from litestar import Litestar
 
 from auth_service.audit import start_audit
+from auth_service.crypto import SecretBox
 from auth_service.forward_auth.audit import audit_hook
 from auth_service.forward_auth.endpoint import ForwardAuthEndpoint
 from auth_service.oidc.provider import OIDCProvider
 from auth_service.policy import CompiledPolicy, PolicyHolder, PolicyIssue
 from auth_service.resources import Resources
+from auth_service.tokens.assertion import AssertionSigner
+from auth_service.tokens.keys import SigningKeyStore
 from auth_service.tokens.revocation import Revocations
 from auth_service.tokens.service import Authenticator
 
@@ -66,6 +69,23 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
     audit = res.components["audit"] = await start_audit(res, stack)
     stop = asyncio.Event()
 
+    signer = AssertionSigner(
+        SigningKeyStore(
+            res.pg, SecretBox(settings.secret_keys), assertion_ttl=settings.assertion_ttl
+        ),
+        issuer=settings.public_url,
+        ttl=settings.assertion_ttl,
+    )
+    refresher = await signer.start(stop)
+    res.components["assertions"] = signer
+
+    async def stop_signer() -> None:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(refresher, 5.0)
+
+    stack.push_async_callback(stop_signer)
+
     def on_reload(ok: bool, issues: list[PolicyIssue]) -> None:
         metrics.policy_reloads.labels("ok" if ok else "refused").inc()
         if ok:
@@ -105,7 +125,12 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
     authenticator = Authenticator(settings, provider, revocations, metrics, needed_claims=needed)
     res.components["authenticator"] = authenticator
     app.state.forward_auth = ForwardAuthEndpoint(
-        settings, authenticator, policy, metrics, on_decision=audit_hook(audit)
+        settings,
+        authenticator,
+        policy,
+        metrics,
+        assertions=signer,
+        on_decision=audit_hook(audit),
     )
     # Registered last, so it runs first on shutdown: loops see `stop` before being cancelled.
     stack.callback(stop.set)
