@@ -7,8 +7,8 @@ from collections.abc import Callable
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from joserfc import jws
 from hypothesis import strategies as st
+from joserfc import jws
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
