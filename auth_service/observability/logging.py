@@ -9,6 +9,7 @@ sensitive key at any depth, or embedded in a string (bearer tokens, JWTs).
 from __future__ import annotations
 
 import logging
+import os
 import re
 import sys
 from collections.abc import Mapping, MutableMapping
@@ -105,6 +106,12 @@ def add_trace_ids(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     return event
 
 
+def add_pid(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
+    """structlog processor: the worker's process id (several workers share one log stream)."""
+    event["pid"] = os.getpid()
+    return event
+
+
 def _json(event: Mapping[str, Any], **_: Any) -> bytes:
     return msgspec.json.encode(event, enc_hook=str)
 
@@ -142,6 +149,7 @@ def configure_logging(
             structlog.contextvars.merge_contextvars,
             structlog.processors.add_log_level,
             add_trace_ids,
+            add_pid,
             structlog.processors.TimeStamper(fmt="iso", utc=True),
             structlog.processors.format_exc_info,
             redact_secrets,

@@ -241,15 +241,18 @@ class JWKSCache:
 
         If a download is already in flight, wait for it instead of starting another.
         Otherwise, without ``force``, do nothing (and return False) when the last
-        download started less than ``min_refresh_interval`` ago.
+        on-demand download started less than ``min_refresh_interval`` ago.
         """
         task = self._inflight
         if task is None:
-            now = self._clock()
-            last = self._last_attempt
-            if not force and last is not None and now - last < self._min_refresh_interval:
-                return False
-            self._last_attempt = now
+            if not force:
+                # Only on-demand refreshes (unknown kids) are rate-limited against each
+                # other; a scheduled or forced download does not use up the allowance.
+                now = self._clock()
+                last = self._last_attempt
+                if last is not None and now - last < self._min_refresh_interval:
+                    return False
+                self._last_attempt = now
             task = self._inflight = asyncio.get_running_loop().create_task(self._fetch())
             task.add_done_callback(self._fetch_done)
         return await asyncio.shield(task)

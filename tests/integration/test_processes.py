@@ -1,0 +1,169 @@
+"""`auth-service serve` as real processes: readiness, revocation across workers, Redis load, shutdown."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+import redis
+
+from tests.fakes.keycloak import FakeKeycloak, StandInServer
+from tests.support.processes import RedisProcess, ServiceProcess, wait_until
+
+ORIGINAL = {"X-Original-URL": "https://app.test/orders/1", "X-Original-Method": "GET"}
+
+
+@pytest.fixture
+def private_redis() -> Iterator[RedisProcess]:
+    """A redis-server of this test's own, which it may stop and start."""
+    with RedisProcess() as r:
+        yield r
+
+
+def _ready(url: str) -> httpx.Response:
+    return httpx.get(f"{url}/health/ready", timeout=2.5)
+
+
+def test_ready_names_redis_when_it_stops_and_recovers_by_itself(
+    idp_env: dict[str, str], private_redis: RedisProcess
+) -> None:
+    """Ready is 200 with every dependency ok; 503 naming redis within 2 s; 200 again after."""
+    env = {**idp_env, "AUTH_REDIS_URL": private_redis.url}
+    with ServiceProcess(env) as svc:
+        wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready")
+        assert _ready(svc.url).json() == {
+            "status": "ok",
+            "postgres": "ok",
+            "redis": "ok",
+            "oidc": "ok",
+        }
+        private_redis.stop()
+        r = _ready(svc.url)  # the 2.5 s client timeout bounds the answer
+        assert r.status_code == 503
+        assert r.json()["redis"] == "down"
+        assert r.json()["postgres"] == "ok"
+        private_redis.start()
+        wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready again")
+
+
+def _requests_by_pid(log: str, rid_prefix: str) -> dict[int, set[int]]:
+    seen: dict[int, set[int]] = {}
+    for line in log.splitlines():
+        if not line.startswith("{"):
+            continue
+        event = json.loads(line)
+        if event.get("event") == "request" and str(event.get("request_id", "")).startswith(
+            rid_prefix
+        ):
+            seen.setdefault(event["pid"], set()).add(event["status"])
+    return seen
+
+
+def test_revoked_sid_is_refused_by_every_worker_within_a_second(
+    idp: FakeKeycloak, idp_env: dict[str, str]
+) -> None:
+    """With 2 workers, revoking a sid makes both refuse its (cached) tokens within 1 s."""
+    token = idp.mint_access_token("bob")
+    sid = idp.verify(token)["sid"]
+    admin = idp.mint_access_token("admin")
+    headers = {**ORIGINAL, "Authorization": f"Bearer {token}"}
+    with ServiceProcess(idp_env, workers=2) as svc:
+        wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready")
+
+        def ask(n: int, prefix: str) -> list[int]:
+            statuses = []
+            for i in range(n):  # a new connection each time, so the kernel spreads them
+                with httpx.Client() as c:
+                    statuses.append(
+                        c.get(
+                            f"{svc.url}/authz/auth-request",
+                            headers={**headers, "X-Request-ID": f"{prefix}{i}"},
+                        ).status_code
+                    )
+            return statuses
+
+        assert set(ask(40, "before-")) == {200}
+        r = httpx.post(
+            f"{svc.url}/admin/revocations",
+            json={"sid": sid},
+            headers={"Authorization": f"Bearer {admin}"},
+        )
+        assert r.status_code == 204
+        revoked_at = time.monotonic()
+        wait_until(lambda: set(ask(10, "probe-")) == {401}, 1.0, "revocation everywhere")
+        assert time.monotonic() - revoked_at < 1.0
+        assert set(ask(60, "after-")) == {401}
+        wait_until(lambda: len(_requests_by_pid(svc.logs(), "after-")) == 2, 5, "log lines")
+        by_pid = _requests_by_pid(svc.logs(), "after-")
+        assert len(by_pid) == 2, by_pid  # both workers answered, and each refused
+        assert all(statuses == {401} for statuses in by_pid.values())
+
+
+def test_cached_tokens_cost_no_redis_commands(
+    idp: FakeKeycloak, idp_env: dict[str, str], private_redis: RedisProcess
+) -> None:
+    """A load of repeated valid tokens sends (almost) no commands to Redis: no per-request I/O."""
+    env = {**idp_env, "AUTH_REDIS_URL": private_redis.url}
+    tokens = [idp.mint_access_token("alice") for _ in range(5)]
+    client = redis.Redis.from_url(private_redis.url)
+
+    def total_calls() -> int:
+        stats = client.info("commandstats")
+        return sum(int(v["calls"]) for k, v in stats.items() if k != "cmdstat_info")
+
+    with ServiceProcess(env) as svc, httpx.Client(base_url=svc.url) as http:
+        wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready")
+        for t in tokens:  # warm the cache
+            assert (
+                http.get(
+                    "/authz/auth-request", headers={**ORIGINAL, "Authorization": f"Bearer {t}"}
+                ).status_code
+                == 200
+            )
+        before = total_calls()
+        n = 1000
+        for i in range(n):
+            t = tokens[i % len(tokens)]
+            r = http.get(
+                "/authz/auth-request", headers={**ORIGINAL, "Authorization": f"Bearer {t}"}
+            )
+            assert r.status_code == 200
+        delta = total_calls() - before
+    client.close()
+    assert delta < 10, f"{delta} Redis commands for {n} cached requests"
+
+
+def test_sigterm_lets_in_flight_requests_finish(
+    keycloak: tuple[FakeKeycloak, StandInServer], idp_env: dict[str, str]
+) -> None:
+    """SIGTERM while a request waits on the IdP: the request still gets its 200, then a clean exit."""
+    idp, _ = keycloak
+    token = idp.mint_access_token("alice", lightweight=True, client_id="auth-service")
+    svc = ServiceProcess(idp_env).start()
+    wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready")
+    idp.set_fault("introspect", "slow", delay=1.5)
+    before = idp.requests["introspect"]
+    result: dict[str, int] = {}
+
+    def call() -> None:
+        r = httpx.get(
+            f"{svc.url}/authz/auth-request",
+            timeout=10,
+            headers={**ORIGINAL, "Authorization": f"Bearer {token}"},
+        )
+        result["status"] = r.status_code
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    wait_until(lambda: idp.requests["introspect"] > before, 5, "the request to reach the IdP")
+    code = svc.stop(signal.SIGTERM)
+    thread.join(10)
+    assert result.get("status") == 200
+    # uvicorn re-raises the signal after a graceful shutdown, so -SIGTERM is a clean exit too.
+    assert code in (0, -signal.SIGTERM)
+    assert '"event":"stopping"' in svc.logs()
