@@ -1,4 +1,4 @@
-"""`auth-service serve` as real processes: readiness, revocation across workers, Redis load, shutdown."""
+"""`auth-service serve` as real processes: readiness, cross-worker revocation, shutdown."""
 
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def test_cached_tokens_cost_no_redis_commands(
 def test_sigterm_lets_in_flight_requests_finish(
     keycloak: tuple[FakeKeycloak, StandInServer], idp_env: dict[str, str]
 ) -> None:
-    """SIGTERM while a request waits on the IdP: the request still gets its 200, then a clean exit."""
+    """SIGTERM while a request waits on the IdP: it still gets its 200, then a clean exit."""
     idp, _ = keycloak
     token = idp.mint_access_token("alice", lightweight=True, client_id="auth-service")
     svc = ServiceProcess(idp_env).start()
