@@ -99,7 +99,8 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
 
     policy = PolicyHolder(settings.policy_file, on_reload=on_reload)
     res.components["policy"] = policy
-    _spawn(stack, policy.watch(1.0), "policy-watch")
+    if settings.policy_watch_interval > 0:
+        _spawn(stack, policy.watch(settings.policy_watch_interval), "policy-watch")
     loop = asyncio.get_running_loop()
     with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
         loop.add_signal_handler(signal.SIGHUP, policy.reload)

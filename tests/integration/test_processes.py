@@ -7,6 +7,7 @@ import signal
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -167,3 +168,41 @@ def test_sigterm_lets_in_flight_requests_finish(
     # uvicorn re-raises the signal after a graceful shutdown, so -SIGTERM is a clean exit too.
     assert code in (0, -signal.SIGTERM)
     assert '"event":"stopping"' in svc.logs()
+
+
+def test_sighup_reloads_the_policy_in_every_worker_without_restarts(
+    idp: FakeKeycloak, idp_env: dict[str, str], tmp_path: Path
+) -> None:
+    """SIGHUP to `serve --workers 2` makes both workers use the new policy; an invalid one is refused."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text('[[rules]]\nname = "all"\npaths = ["/**"]\n')
+    env = {**idp_env, "AUTH_POLICY_FILE": str(policy), "AUTH_POLICY_WATCH_INTERVAL": "0"}
+    headers = {**ORIGINAL, "Authorization": f"Bearer {idp.mint_access_token('bob')}"}
+
+    def statuses(prefix: str) -> set[int]:
+        seen = set()
+        for i in range(30):
+            with httpx.Client() as c:
+                seen.add(
+                    c.get(
+                        f"{svc.url}/authz/auth-request",
+                        headers={**headers, "X-Request-ID": f"{prefix}{i}"},
+                    ).status_code
+                )
+        return seen
+
+    with ServiceProcess(env, workers=2) as svc:
+        wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready")
+        assert statuses("a-") == {200}
+        pids = set(_requests_by_pid(svc.logs(), "a-"))
+        policy.write_text(
+            '[[rules]]\nname = "admins"\npaths = ["/**"]\nrequire_roles = ["auth-admin"]\n'
+        )
+        assert svc.proc is not None
+        svc.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: statuses("b-") == {403}, 5, "both workers to deny")
+        policy.write_text("this is not toml [")
+        svc.proc.send_signal(signal.SIGHUP)
+        wait_until(lambda: svc.logs().count('"event":"policy_refused"') >= 2, 5, "refusals")
+        assert statuses("c-") == {403}  # the previous valid policy stays in force
+        assert set(_requests_by_pid(svc.logs(), "c-")) <= pids  # same workers, none restarted
