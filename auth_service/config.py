@@ -60,7 +60,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Encryption keys for secrets at rest, ``id:base64key,...``; first encrypts, all decrypt."""
 
     policy_watch_interval: float = 1.0
-    """Seconds between checks of the policy file for changes; 0 turns watching off (SIGHUP works)."""
+    """Seconds between policy file change checks; 0 turns watching off (SIGHUP still works)."""
     oidc_client_id: str = "auth-service"
     """This service's client id at the IdP."""
     oidc_audiences: tuple[str, ...] = ()

@@ -173,7 +173,7 @@ def test_sigterm_lets_in_flight_requests_finish(
 def test_sighup_reloads_the_policy_in_every_worker_without_restarts(
     idp: FakeKeycloak, idp_env: dict[str, str], tmp_path: Path
 ) -> None:
-    """SIGHUP to `serve --workers 2` makes both workers use the new policy; an invalid one is refused."""
+    """SIGHUP to `serve --workers 2`: both workers use the new policy; an invalid one is refused."""
     policy = tmp_path / "policy.toml"
     policy.write_text('[[rules]]\nname = "all"\npaths = ["/**"]\n')
     env = {**idp_env, "AUTH_POLICY_FILE": str(policy), "AUTH_POLICY_WATCH_INTERVAL": "0"}
