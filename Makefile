@@ -33,14 +33,14 @@ requirements:  ## Re-pin dependencies (hashes, no index URL)
 	uv pip compile --generate-hashes --no-emit-index-url --python-version 3.11 pyproject.toml -o requirements/main.txt
 	uv pip compile --generate-hashes --no-emit-index-url --python-version 3.11 --extra dev pyproject.toml -o requirements/dev.txt
 
-dev:
-	@echo "make dev: not available yet (arrives with the forward-auth topology)"; exit 1
+dev: install  ## Whole topology natively: IdP stand-in, auth-service, demo, nginx on http://localhost:8080
+	$(BIN)/auth-service dev
 
-up:
-	@echo "make up: not available yet (docker-compose topology arrives with the gateway issue)"; exit 1
+up:  ## Whole topology in Docker (Keycloak, PostgreSQL, Redis, auth-service, nginx, demo)
+	docker compose up -d --build
 
 down:
-	@echo "make down: not available yet"; exit 1
+	docker compose down
 
 bench:
 	@echo "make bench: not available yet (arrives with forward-auth)"; exit 1

@@ -15,6 +15,7 @@ import click
 
 from auth_service.audit.cli import audit_group
 from auth_service.config import Settings, SettingsError, load_settings
+from auth_service.devstack import dev_command
 
 __all__ = ("main",)
 
@@ -163,6 +164,7 @@ def policy_check(file: str) -> None:
 
 
 main.add_command(audit_group)
+main.add_command(dev_command)
 
 
 if __name__ == "__main__":  # pragma: no cover

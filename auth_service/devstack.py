@@ -626,3 +626,7 @@ def dev_command(
         for sig, handler in previous.items():
             signal.signal(sig, handler)
     sys.exit(status)
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m auth_service.devstack`
+    dev_command()
