@@ -42,8 +42,8 @@ up:  ## Whole topology in Docker (Keycloak, PostgreSQL, Redis, auth-service, ngi
 down:
 	docker compose down
 
-bench:
-	@echo "make bench: not available yet (arrives with forward-auth)"; exit 1
+bench: install  ## Load test /authz/auth-request vs a FastAPI + python-keycloak baseline (needs wrk: apt-get install wrk)
+	$(BIN)/python bench/run.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

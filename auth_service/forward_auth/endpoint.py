@@ -132,7 +132,7 @@ class ForwardAuthEndpoint:
                 text = token.strip().decode("latin-1")
                 try:
                     auth = self.authenticator.cached(text)
-                    creds.identity = auth or await self.authenticator.authenticate(text)
+                    creds.identity = auth or await self.authenticator.verify_new(text)
                 except TokenRejected as exc:
                     creds.rejection = exc
         if not creds.bearer and self.sessions is not None:

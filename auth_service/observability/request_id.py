@@ -9,8 +9,8 @@ failures such as 404/405) all agree on it.
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from typing import Any
 
 __all__ = ("REQUEST_ID_HEADER", "is_valid_request_id", "new_request_id", "request_id")
@@ -26,7 +26,7 @@ def is_valid_request_id(value: str) -> bool:
 
 def new_request_id() -> str:
     """A fresh random request id (32 hex characters)."""
-    return uuid.uuid4().hex
+    return os.urandom(16).hex()
 
 
 def request_id(scope: Any) -> str:

@@ -132,6 +132,10 @@ class Authenticator:
         hit = self.cached(token)
         if hit is not None:
             return hit
+        return await self.verify_new(token)
+
+    async def verify_new(self, token: str) -> Authenticated:
+        """Verify a token that `cached` did not know (the caller checked the cache)."""
         verifier = self.provider.verifier
         if verifier is None:
             raise DependencyUnavailable(

@@ -1,0 +1,755 @@
+"""`make bench`: load test of ``GET /authz/auth-request`` against a naive baseline, one run.
+
+What runs, all on loopback over real HTTP:
+
+1. the Keycloak stand-in (``python -m tests.fakes.keycloak``) on a free port;
+2. tokens minted there: one repeated token, and enough distinct valid tokens that
+   every request of the "new token" scenario carries a token the service has never
+   seen (so each one costs a signature check; bench/mint.lua mints them with wrk);
+3. ``auth-service`` (database ``auth_bench``, migrated; access log off), one uvicorn
+   worker pinned to CPU 0 with ``taskset -c 0``; wrk pinned to CPU 1;
+4. each scenario after a short warm-up: repeated token, then a new token per request
+   (bench/tokens.lua rotates through the list); the service's token-cache counters
+   are read before and after to prove every request of the second one was a miss;
+5. the same for bench/baseline_app.py (FastAPI + python-keycloak ``decode_token``
+   with ``key=``), same server setup, same pinning, same wrk settings;
+6. a table of req/s, p50 and p99, the ratios and PASS/FAIL against the targets;
+   then, if present, ``bench/audit_writer.py --events 100000``.
+
+Every child process is started in its own session and killed (SIGTERM, then
+SIGKILL) on the way out, also on failure or Ctrl-C.
+
+Exit status: 0 all targets met, 1 a target missed, 2 the bench could not run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import math
+import os
+import queue
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+from urllib.parse import urlsplit, urlunsplit
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "bench"
+VENV_BIN = Path(sys.executable).parent
+ORIGINAL_URL = "http://app.test/orders/1"  # "everything else, signed in" in deploy/policy.toml
+AUDIENCES = "orders-api,auth-service"
+ADMIN_DSN = os.environ.get("AUTH_BENCH_ADMIN_DSN", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = os.environ.get("AUTH_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+BENCH_DB = "auth_bench"
+REDIS_PREFIX = "bench:"
+SERVER_CPU, LOAD_CPU = "0", "1"
+
+# Targets of the issue, ours / baseline, measured in the same run.
+TARGET_REPEATED_RPS = 5.0
+TARGET_REPEATED_P99 = 1 / 3
+TARGET_NEW_RPS = 1.5
+
+
+class BenchError(Exception):
+    """The bench cannot run (missing tool, a process did not start, ...): exit 2."""
+
+
+# -- processes ----------------------------------------------------------------------------
+
+
+class Processes:
+    """Children started in their own session; `stop_all` kills each process group."""
+
+    def __init__(self, logdir: Path) -> None:
+        self.logdir = logdir
+        self.running: dict[str, subprocess.Popen[bytes]] = {}
+
+    def start(
+        self,
+        name: str,
+        argv: Sequence[str],
+        env: Mapping[str, str] | None = None,
+        *,
+        stdout_pipe: bool = False,
+    ) -> subprocess.Popen[bytes]:
+        log = open(self.log(name), "ab")  # noqa: SIM115 - owned by the child, closed below
+        try:
+            proc = subprocess.Popen(
+                list(argv),
+                cwd=ROOT,
+                env=dict(env) if env is not None else None,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE if stdout_pipe else log,
+                stderr=log,
+                start_new_session=True,
+            )
+        finally:
+            log.close()
+        self.running[name] = proc
+        return proc
+
+    def log(self, name: str) -> Path:
+        return self.logdir / f"{name}.log"
+
+    def tail(self, name: str, lines: int = 25) -> str:
+        try:
+            text = self.log(name).read_text(errors="replace").splitlines()
+        except OSError:
+            return ""
+        return "\n".join(f"    {line}" for line in text[-lines:])
+
+    def stop(self, name: str) -> None:
+        proc = self.running.pop(name, None)
+        if proc is None:
+            return
+        if proc.poll() is None:
+            with suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=8)
+            except subprocess.TimeoutExpired:
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=5)
+        if proc.stdout is not None:
+            proc.stdout.close()
+
+    def stop_all(self) -> None:
+        for name in reversed(list(self.running)):
+            try:
+                self.stop(name)
+            except Exception as exc:  # keep going: every child must be stopped
+                print(f"warning: could not stop {name}: {exc}", file=sys.stderr)
+
+
+def _drain(stream: IO[bytes], sink: Path, lines: queue.Queue[str]) -> None:
+    with open(sink, "ab") as out:
+        for raw in stream:
+            out.write(raw)
+            out.flush()
+            lines.put(raw.decode(errors="replace"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(cpu: str, argv: Sequence[str], pin: bool) -> list[str]:
+    return ["taskset", "-c", cpu, *argv] if pin else list(argv)
+
+
+# -- HTTP helpers --------------------------------------------------------------------------
+
+
+def http(
+    url: str, *, data: bytes | None = None, headers: Mapping[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    req = urllib.request.Request(url, data=data, headers=dict(headers or {}))
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as resp:
+            return resp.status, {k.lower(): v for k, v in resp.headers.items()}, resp.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, {k.lower(): v for k, v in exc.headers.items()}, exc.read()
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], what: str, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise BenchError(f"{what} exited with status {proc.returncode} before it was ready")
+        try:
+            status, _, body = http(url)
+            if status == 200:
+                return
+            last = f"{status} {body[:200]!r}"
+        except OSError as exc:
+            last = str(exc)
+        time.sleep(0.1)
+    raise BenchError(f"{what} not ready after {timeout:.0f}s ({url}: {last})")
+
+
+def auth_check(base: str, token: str) -> tuple[int, dict[str, str]]:
+    status, headers, _ = http(
+        f"{base}/authz/auth-request",
+        headers={
+            "X-Original-URL": ORIGINAL_URL,
+            "X-Original-Method": "GET",
+            "Authorization": f"Bearer {token}",
+        },
+    )
+    return status, headers
+
+
+def cache_counters(base: str) -> dict[str, float]:
+    """``auth_token_cache_total`` by result, from the service's /metrics."""
+    _, _, body = http(f"{base}/metrics")
+    found: dict[str, float] = {}
+    for m in re.finditer(rb'^auth_token_cache_total\{result="(\w+)"\} ([0-9.e+]+)$', body, re.M):
+        found[m.group(1).decode()] = float(m.group(2))
+    return found
+
+
+# -- wrk -----------------------------------------------------------------------------------
+
+
+@dataclass
+class Load:
+    rps: float
+    requests: int
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    non_2xx: int
+    wraps: int
+
+
+@dataclass
+class WrkConfig:
+    threads: int
+    connections: int
+    pin: bool
+
+
+def run_wrk(
+    cfg: WrkConfig,
+    url: str,
+    seconds: float,
+    *,
+    token: str | None = None,
+    token_file: Path | None = None,
+) -> Load:
+    argv = [
+        "wrk",
+        f"-t{cfg.threads}",
+        f"-c{cfg.connections}",
+        f"-d{max(1, round(seconds))}s",
+        "--timeout",
+        "5s",
+        "-s",
+        str(BENCH / "tokens.lua"),
+    ]
+    if token is not None:
+        argv += ["-H", f"Authorization: Bearer {token}"]
+    argv += [url, "--", str(token_file) if token_file else "-", ORIGINAL_URL]
+    done = subprocess.run(
+        pinned(LOAD_CPU, argv, cfg.pin),
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=False,
+    )
+    line = next((ln for ln in done.stdout.splitlines() if ln.startswith("BENCH_JSON ")), None)
+    if done.returncode != 0 or line is None:
+        raise BenchError(f"wrk failed ({done.returncode}): {done.stderr.strip() or done.stdout}")
+    data: dict[str, Any] = json.loads(line.removeprefix("BENCH_JSON "))
+    err = data["errors"]
+    lat = data["latency_us"]
+    return Load(
+        rps=data["requests"] / (data["duration_us"] / 1e6),
+        requests=data["requests"],
+        p50_ms=lat["p50"] / 1000,
+        p99_ms=lat["p99"] / 1000,
+        errors=err["connect"] + err["read"] + err["write"] + err["timeout"],
+        non_2xx=err["status"],
+        wraps=data["wraps"],
+    )
+
+
+def mint_tokens(cfg: WrkConfig, standin: str, path: Path, count: int) -> int:
+    """Append ``count`` (or a few more) new tokens to ``path``; return how many it holds.
+
+    wrk against /_standin/mint: a 2-second round measures the minting rate, the next
+    round is sized from it, and further rounds top up any shortfall.
+    """
+    have = sum(1 for _ in path.open()) if path.exists() else 0
+    target = have + count
+    seconds = 2
+    for _ in range(8):
+        if have >= target:
+            return have
+        argv = ["wrk", "-t1", "-c8", f"-d{seconds}s", "-s", str(BENCH / "mint.lua")]
+        argv += [f"{standin}/_standin/mint", "--", str(path)]
+        done = subprocess.run(
+            pinned(LOAD_CPU, argv, cfg.pin),
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=seconds + 60,
+            check=False,
+        )
+        if done.returncode != 0:
+            raise BenchError(f"minting tokens with wrk failed: {done.stderr.strip()}")
+        before, have = have, sum(1 for _ in path.open())
+        rate = max(100.0, (have - before) / seconds)
+        seconds = max(1, math.ceil((target - have) / rate))
+    if have < target:
+        raise BenchError(f"could not mint {count} tokens (have {have - target + count})")
+    return have
+
+
+def append_lines(src: Path, dst: Path, start: int) -> int:
+    """Append the lines of ``src`` from index ``start`` to ``dst``; return how many."""
+    lines = src.read_text().splitlines()[start:]
+    with dst.open("a") as out:
+        out.write("".join(line + "\n" for line in lines))
+    return len(lines)
+
+
+def slice_file(src: Path, dst: Path, start: int, stop: int | None) -> int:
+    lines = src.read_text().splitlines()[start:stop]
+    dst.write_text("\n".join(lines) + "\n")
+    return len(lines)
+
+
+# -- setup ---------------------------------------------------------------------------------
+
+
+def prepare_database() -> str:
+    """A fresh ``auth_bench`` database (dropped and re-created: the service's signing keys
+    stored there are encrypted with this run's random AUTH_SECRET_KEYS) and no Redis keys
+    under ``bench:``. Migrations are applied by ``auth-service migrate`` afterwards."""
+    import asyncpg  # the service's own dependencies, in the same venv
+    from redis.asyncio import Redis
+
+    async def reset() -> None:
+        conn = await asyncpg.connect(ADMIN_DSN)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{BENCH_DB}" WITH (FORCE)')
+            await conn.execute(f'CREATE DATABASE "{BENCH_DB}"')
+        finally:
+            await conn.close()
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            async for key in redis.scan_iter(match=f"{REDIS_PREFIX}*", count=1000):
+                await redis.delete(key)
+        finally:
+            await redis.aclose()
+
+    try:
+        asyncio.run(reset())
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise BenchError(
+            f"PostgreSQL ({ADMIN_DSN}) or Redis ({REDIS_URL}) is not usable ({exc});"
+            " start them with `make services`"
+        ) from exc
+    parts = urlsplit(ADMIN_DSN)
+    return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
+
+
+def service_env(issuer: str, database_url: str, spool: Path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "OTEL_"))}
+    env.update(
+        AUTH_OIDC_ISSUER=issuer,
+        AUTH_OIDC_CLIENT_SECRET="auth-service-secret",
+        AUTH_OIDC_AUDIENCES=AUDIENCES,
+        AUTH_PUBLIC_URL="http://localhost:8080",
+        AUTH_DATABASE_URL=database_url,
+        AUTH_REDIS_URL=REDIS_URL,
+        AUTH_REDIS_PREFIX=REDIS_PREFIX,
+        AUTH_POLICY_FILE=str(ROOT / "deploy" / "policy.toml"),
+        AUTH_SECRET_KEYS=f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
+        AUTH_ACCESS_LOG="false",
+        AUTH_AUDIT_SPOOL_DIR=str(spool),
+        AUTH_LOG_LEVEL="warning",
+    )
+    return env
+
+
+def wait_baseline(base_url: str, proc: subprocess.Popen[bytes], token: str) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        if proc.poll() is not None:
+            raise BenchError(f"the baseline exited with status {proc.returncode}")
+        try:
+            status, _ = auth_check(base_url, token)
+        except OSError:
+            if time.monotonic() > deadline:
+                raise BenchError("the baseline did not start within 30 s") from None
+            time.sleep(0.1)
+            continue
+        if status != 200:
+            raise BenchError(f"the baseline answered {status} to a valid token")
+        return
+
+
+def check_tools() -> bool:
+    if shutil.which("wrk") is None:
+        raise BenchError(
+            "wrk (the HTTP load generator) is not installed: "
+            "run `apt-get install -y wrk` (Debian/Ubuntu) and try again"
+        )
+    cpus = os.sched_getaffinity(0)
+    if shutil.which("taskset") is None or not {0, 1} <= cpus:
+        print("warning: taskset or CPUs 0 and 1 unavailable: server and wrk are NOT pinned")
+        return False
+    return True
+
+
+@contextmanager
+def signals_as_exit() -> Iterator[None]:
+    def handler(signum: int, _: object) -> None:
+        raise SystemExit(128 + signum)
+
+    old = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+@dataclass
+class Results:
+    repeated: Load
+    fresh: Load
+    cache_hits: float | None = None
+
+
+@dataclass
+class TokenFiles:
+    """Distinct tokens: ``warm`` for warm-ups, ``main`` for the measured new-token runs."""
+
+    cfg: WrkConfig
+    standin: str
+    minted: Path
+    warm: Path
+    main: Path
+    main_count: int = 0
+
+    def ensure(self, count: int) -> None:
+        """Make ``main`` hold at least ``count`` tokens (minting more if needed)."""
+        if count <= self.main_count:
+            return
+        have = sum(1 for _ in self.minted.open())
+        print(f"    minting {count - self.main_count:,} more tokens ...", flush=True)
+        mint_tokens(self.cfg, self.standin, self.minted, count - self.main_count)
+        self.main_count += append_lines(self.minted, self.main, have)
+
+
+def measure(
+    name: str,
+    base: str,
+    cfg: WrkConfig,
+    args: argparse.Namespace,
+    token: str,
+    tokens: TokenFiles,
+    *,
+    is_ours: bool,
+) -> Results:
+    url = f"{base}/authz/auth-request"
+    print(f"  {name}: warm-up {args.warmup:g}s, repeated token {args.duration:g}s ...", flush=True)
+    run_wrk(cfg, url, args.warmup, token=token)
+    repeated = run_wrk(cfg, url, args.duration, token=token)
+    print(f"  {name}: warm-up {args.warmup:g}s, new token per request {args.duration:g}s ...")
+    warm = run_wrk(cfg, url, args.warmup, token_file=tokens.warm)
+    if is_ours:  # never a repeated token for ours: enough for the run at the warm-up's rate
+        tokens.ensure(math.ceil(warm.rps * args.duration * 1.25))
+    before = cache_counters(base) if is_ours else {}
+    fresh = run_wrk(cfg, url, args.duration, token_file=tokens.main)
+    result = Results(repeated, fresh)
+    if is_ours:
+        after = cache_counters(base)
+        if after:
+            result.cache_hits = after.get("hit", 0.0) - before.get("hit", 0.0)
+    return result
+
+
+def fmt_row(scenario: str, who: str, load: Load) -> str:
+    bad = load.non_2xx + load.errors
+    return (
+        f"  {scenario:<24} {who:<14} {load.rps:>10,.0f} {load.p50_ms:>9.2f} {load.p99_ms:>9.2f}"
+        f" {bad:>9}"
+    )
+
+
+def verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+BASELINE_LABEL = {
+    "async": "baseline `async def` endpoint (on the event loop)",
+    "sync": "baseline `def` endpoint (FastAPI thread pool)",
+}
+
+
+def report(ours: Results, bases: Mapping[str, Results], main_tokens: int) -> bool:
+    print()
+    print("Results (GET /authz/auth-request, X-Original-URL " + ORIGINAL_URL + ")")
+    head = ("scenario", "server", "req/s", "p50 ms", "p99 ms", "bad resp")
+    print("  {:<24} {:<14} {:>10} {:>9} {:>9} {:>9}".format(*head))
+    for label, pick in (
+        ("repeated token", lambda r: r.repeated),
+        ("new token per request", lambda r: r.fresh),
+    ):
+        print(fmt_row(label, "ours", pick(ours)))
+        for handler, base in bases.items():
+            print(fmt_row(label, f"baseline-{handler}", pick(base)))
+
+    results: list[bool] = []
+    for handler, base in bases.items():
+        rr = ours.repeated.rps / base.repeated.rps
+        rp = ours.repeated.p99_ms / base.repeated.p99_ms
+        fr = ours.fresh.rps / base.fresh.rps
+        fp = ours.fresh.p99_ms / base.fresh.p99_ms
+        checks = [
+            (rr >= TARGET_REPEATED_RPS, f"repeated token: req/s ratio {rr:.2f}x (target >= 5x)"),
+            (
+                rp <= TARGET_REPEATED_P99,
+                f"repeated token: p99 ratio {rp:.2f} (target <= 0.33, a third of the baseline's)",
+            ),
+            (
+                fr >= TARGET_NEW_RPS,
+                f"new token per request: req/s ratio {fr:.2f}x (target >= 1.5x)",
+            ),
+        ]
+        print()
+        print(f"Ratios, ours / {BASELINE_LABEL[handler]}, same run")
+        for ok, text in checks:
+            print(f"  {verdict(ok)}  {text}")
+        print(f"  info  new token per request: p99 ratio {fp:.2f}")
+        results += [ok for ok, _ in checks]
+
+    valid = True
+    print()
+    runs = [("ours", ours), *((f"baseline-{h}", b) for h, b in bases.items())]
+    for who, res in runs:
+        for label, load in (("repeated", res.repeated), ("new token", res.fresh)):
+            if load.non_2xx or load.errors:
+                valid = False
+                print(
+                    f"  INVALID  {who} {label}: {load.non_2xx} non-2xx answers and "
+                    f"{load.errors} socket errors (every answer must be 200)"
+                )
+    if ours.fresh.wraps:
+        valid = False
+        print(
+            f"  INVALID  the {main_tokens} tokens were used up ({ours.fresh.requests} requests):"
+            " tokens repeated, so some requests were cache hits; raise --tokens"
+        )
+    if ours.cache_hits is not None:
+        ok = ours.cache_hits == 0
+        valid = valid and ok
+        print(
+            f"  {'check' if ok else 'INVALID'}  token cache hits during ours' new-token run:"
+            f" {ours.cache_hits:,.0f} in {ours.fresh.requests:,} requests"
+            + (" (every request verified a signature)" if ok else "")
+        )
+    else:
+        print("  note  /metrics had no auth_token_cache_total: cache hits not verified")
+    return valid and all(results)
+
+
+def run_audit_writer(args: argparse.Namespace) -> None:
+    script = BENCH / "audit_writer.py"
+    if args.skip_audit or not script.exists():
+        return
+    print()
+    print(f"Audit writer (bench/audit_writer.py --events {args.audit_events}) ...", flush=True)
+    env = dict(os.environ)
+    env.setdefault("AUTH_TEST_DATABASE_URL", ADMIN_DSN)
+    env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
+    try:
+        done = subprocess.run(
+            [sys.executable, str(script), "--events", str(args.audit_events)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=90,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        print("  audit writer: did not finish within 90 s (skipped)")
+        return
+    for line in done.stdout.strip().splitlines():
+        print(f"  {line}")
+    if done.returncode != 0:
+        tail = "\n".join(done.stderr.strip().splitlines()[-5:])
+        print(f"  audit writer failed (exit {done.returncode}):\n{tail}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--duration", type=float, default=10, help="seconds per scenario")
+    parser.add_argument("--warmup", type=float, default=2, help="warm-up seconds per scenario")
+    parser.add_argument("--connections", type=int, default=32, help="wrk -c")
+    parser.add_argument("--threads", type=int, default=1, help="wrk -t")
+    parser.add_argument(
+        "--tokens",
+        type=int,
+        default=0,
+        help="distinct tokens minted up front for the new-token run (default 4000/s of"
+        " --duration; topped up after the warm-up when ours is faster)",
+    )
+    parser.add_argument(
+        "--baseline",
+        type=lambda v: [h for h in v.split(",") if h],
+        default=["async", "sync"],
+        help="baseline endpoint shapes to measure, comma-separated: async,sync (default both)",
+    )
+    parser.add_argument("--skip-audit", action="store_true", help="skip bench/audit_writer.py")
+    parser.add_argument("--audit-events", type=int, default=100_000)
+    parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
+    args = parser.parse_args(argv)
+    if not args.baseline or set(args.baseline) - {"async", "sync"}:
+        parser.error("--baseline takes async, sync or async,sync")
+
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="auth-bench-"))
+    procs = Processes(work)
+    code = 2
+    try:
+        with signals_as_exit():
+            code = run(args, work, procs)
+    except BenchError as exc:
+        print(f"\nbench: {exc}", file=sys.stderr)
+        for name in ("standin", "ours", "baseline-async", "baseline-sync"):
+            if procs.log(name).exists() and procs.log(name).stat().st_size:
+                print(f"  --- last lines of {name}.log:\n{procs.tail(name)}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print("\nbench: interrupted", file=sys.stderr)
+        code = 130
+    finally:
+        procs.stop_all()
+        if args.keep:
+            print(f"work directory kept: {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    print(f"\nbench finished in {time.monotonic() - started:.0f} s")
+    return code
+
+
+def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
+    pin = check_tools()
+    cfg = WrkConfig(threads=args.threads, connections=args.connections, pin=pin)
+    py = sys.executable
+
+    # 1. Keycloak stand-in (pinned next to the server: it is idle while loads run).
+    argv = [py, "-m", "tests.fakes.keycloak", "--host", "127.0.0.1", "--port", "0"]
+    standin = procs.start(
+        "standin", pinned(SERVER_CPU, [*argv, "--realm", "acme"], pin), stdout_pipe=True
+    )
+    assert standin.stdout is not None
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(
+        target=_drain, args=(standin.stdout, procs.log("standin"), lines), daemon=True
+    ).start()
+    try:
+        ready = lines.get(timeout=20)
+    except queue.Empty:
+        raise BenchError("the Keycloak stand-in printed nothing within 20 s") from None
+    m = re.match(r"Keycloak stand-in ready: (\S+) issuer (\S+)", ready)
+    if m is None:
+        raise BenchError(f"unexpected first line from the stand-in: {ready!r}")
+    kc_base, issuer = m.group(1), m.group(2)
+
+    # 2. Tokens.
+    status, _, body = http(f"{kc_base}/_standin/mint", data=b'{"username":"alice","lifetime":3600}')
+    if status != 200:
+        raise BenchError(f"minting a token failed: {status} {body[:200]!r}")
+    token = json.loads(body)["access_token"]
+    # Distinct tokens for the new-token runs: an initial batch now (minting is cheaper
+    # before the loads start), topped up after ours' warm-up if its rate needs more.
+    main_count = args.tokens or math.ceil(4000 * args.duration)
+    warm_count = max(2000, math.ceil(3000 * args.warmup))
+    tokens = TokenFiles(cfg, kc_base, work / "minted.txt", work / "warm.txt", work / "main.txt")
+    print(f"Minting {warm_count + main_count:,} distinct access tokens at the stand-in ...")
+    t0 = time.monotonic()
+    mint_tokens(cfg, kc_base, tokens.minted, warm_count + main_count)
+    slice_file(tokens.minted, tokens.warm, 0, warm_count)
+    tokens.main_count = slice_file(tokens.minted, tokens.main, warm_count, None)
+    print(f"  {tokens.main_count:,} + {warm_count:,} (warm-up) in {time.monotonic() - t0:.0f} s")
+
+    # 3. Our service.
+    database_url = prepare_database()
+    env = service_env(issuer, database_url, work / "audit-spool")
+    auth_service = str(VENV_BIN / "auth-service")
+    migrate = subprocess.run(
+        [auth_service, "migrate"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
+    )
+    if migrate.returncode != 0:
+        raise BenchError(f"auth-service migrate failed: {migrate.stderr.strip()}")
+    port = free_port()
+    ours_base = f"http://127.0.0.1:{port}"
+    argv = [auth_service, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    proc = procs.start("ours", pinned(SERVER_CPU, argv, pin), env)
+    wait_ready(f"{ours_base}/health/ready", proc, "auth-service")
+    for tok in (token, tokens.main.open().readline().strip()):
+        status, headers = auth_check(ours_base, tok)
+        if status != 200:
+            raise BenchError(f"auth-service answered {status} to a valid token: {headers}")
+
+    print()
+    print("Setup")
+    on_server = f"pinned to CPU {SERVER_CPU}" if pin else "NOT pinned"
+    on_load = f"pinned to CPU {LOAD_CPU}" if pin else "NOT pinned"
+    print(f"  server: 1 uvicorn worker (uvloop + httptools), {on_server}")
+    print(
+        f"  load:   wrk -t{cfg.threads} -c{cfg.connections}, {on_load},"
+        f" keep-alive, {args.duration:g} s per scenario after {args.warmup:g} s warm-up"
+    )
+    print(
+        "  ours:   auth-service, AUTH_ACCESS_LOG=false (no access log during the bench),"
+        " AUTH_LOG_LEVEL=warning, database auth_bench"
+    )
+    print(
+        "  baseline: bench/baseline_app.py, FastAPI + python-keycloak decode_token(key=JWKSet)"
+        f" on every request, no cache; endpoint shapes: {', '.join(args.baseline)}"
+    )
+    print(
+        "  tokens: 1 repeated; for the new-token runs a list of distinct ones, each used once"
+        " by ours (bench/tokens.lua), RS256, lifetime 1 h"
+    )
+    print()
+    print("Measuring", flush=True)
+    ours = measure("ours", ours_base, cfg, args, token, tokens, is_ours=True)
+    procs.stop("ours")
+
+    # 4. The baseline(s), same way.
+    bases: dict[str, Results] = {}
+    for handler in args.baseline:
+        name = f"baseline-{handler}"
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        argv = [py, str(BENCH / "baseline_app.py"), "--issuer", issuer, "--audiences", AUDIENCES]
+        argv += ["--handler", handler, "--port", str(port)]
+        proc = procs.start(name, pinned(SERVER_CPU, argv, pin))
+        wait_baseline(base_url, proc, token)
+        bases[handler] = measure(name, base_url, cfg, args, token, tokens, is_ours=False)
+        procs.stop(name)
+
+    passed = report(ours, bases, tokens.main_count)
+    run_audit_writer(args)
+    print()
+    print("bench: all targets met" if passed else "bench: TARGETS MISSED (see FAIL/INVALID above)")
+    return 0 if passed else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
