@@ -1,0 +1,300 @@
+"""``/auth/*``: browser login, callback, userinfo, logout and back-channel logout (CONTRACT §5).
+
+The handlers only translate HTTP (query, cookies, forms, redirects, pages);
+the protocol lives in `auth_service.oidc.flows`, sessions in
+`auth_service.sessions`. Browser-facing failures of the login flow get a small
+HTML page (with the request id) when the client accepts HTML, and the usual
+problem+json otherwise. Redis being down is a 503, never a 500.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+from urllib.parse import quote, urljoin, urlsplit
+
+import msgspec
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import Cookie, State
+from litestar.di import NamedDependency, Provide
+from litestar.params import FromQuery
+from litestar.status_codes import HTTP_200_OK
+from redis.exceptions import RedisError
+
+from auth_service.errors import AuthError, BadRequest, DependencyUnavailable, problem_body
+from auth_service.observability.request_id import request_id
+from auth_service.oidc.flows import (
+    BrowserLogin,
+    ClientInfo,
+    LoginFailed,
+    LoginRejected,
+    LoginResult,
+)
+from auth_service.oidc.pages import REDIRECT_HEADERS, error_page, logout_page
+from auth_service.policy import normalize_path
+from auth_service.sessions.csrf import CsrfTokens
+from auth_service.sessions.resolver import SessionResolver
+from auth_service.tokens.identity import Authenticated
+from auth_service.tokens.service import Authenticator
+
+__all__ = ("BrowserLoginController", "UserInfo")
+
+_BINDING_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+class UserInfo(msgspec.Struct):
+    """``GET /auth/userinfo``: the caller's identity."""
+
+    sub: str
+    username: str | None
+    email: str | None
+    roles: list[str]
+    """Realm roles, sorted."""
+    client_roles: dict[str, list[str]]
+    attributes: dict[str, Any]
+    """Configured custom attribute claims (``AUTH_CLAIM_HEADERS``), by claim path."""
+    mfa: str
+    """``totp`` when the session passed TOTP, else ``none``."""
+
+
+def provide_login(state: State) -> BrowserLogin:
+    """Dependency: the worker's `BrowserLogin`."""
+    login: BrowserLogin = state.resources.components["browser_login"]
+    return login
+
+
+def provide_sessions(state: State) -> SessionResolver:
+    """Dependency: the worker's `SessionResolver`."""
+    resolver: SessionResolver = state.resources.components["sessions"]
+    return resolver
+
+
+def _client(request: Request[Any, Any, Any]) -> ClientInfo:
+    ip = request.client.host if request.client else None
+    return ClientInfo(ip=ip, user_agent=(request.headers.get("user-agent") or "")[:512] or None)
+
+
+def _wants_html(request: Request[Any, Any, Any]) -> bool:
+    return "text/html" in (request.headers.get("accept") or "")
+
+
+def _secure(login: BrowserLogin) -> bool:
+    return login.settings.public_url.startswith("https://")
+
+
+def _binding_cookie(login: BrowserLogin) -> str:
+    return "__Host-auth_login" if _secure(login) else "auth_login"
+
+
+def _cookie(login: BrowserLogin, key: str, value: str, max_age: int | None) -> Cookie:
+    return Cookie(
+        key=key,
+        value=value,
+        max_age=max_age,
+        path="/",
+        secure=_secure(login),
+        httponly=True,
+        samesite="lax",
+    )
+
+
+def _redirect(location: str, cookies: list[Cookie] | None = None) -> Response[bytes]:
+    return Response(
+        b"",
+        status_code=302,
+        headers={"Location": location, **REDIRECT_HEADERS},
+        cookies=cookies or [],
+    )
+
+
+def _failure(
+    request: Request[Any, Any, Any], exc: AuthError, retry_url: str | None
+) -> Response[Any]:
+    rid = request_id(request.scope)
+    if _wants_html(request):
+        return error_page(exc.status, exc.reason, rid, retry_url=retry_url)
+    return Response(
+        problem_body(exc.status, exc.detail, rid, reason=exc.reason),
+        status_code=exc.status,
+        media_type="application/problem+json",
+        headers={**exc.headers, "Cache-Control": "no-store"},
+    )
+
+
+def _store_down() -> DependencyUnavailable:
+    return DependencyUnavailable("session store unavailable", reason="session_store_unavailable")
+
+
+class BrowserLoginController(Controller):
+    """The browser login endpoints of CONTRACT §5 (MFA pages live in `auth_service.mfa`)."""
+
+    path = "/auth"
+    dependencies = {
+        "login": Provide(provide_login, sync_to_thread=False),
+        "sessions": Provide(provide_sessions, sync_to_thread=False),
+    }
+
+    @get("/login")
+    async def start_login(
+        self,
+        request: Request[Any, Any, Any],
+        login: NamedDependency[BrowserLogin],
+        rd: FromQuery[str | None] = None,
+    ) -> Response[Any]:
+        """302 to the IdP's authorization endpoint (code flow, PKCE S256, state, nonce)."""
+        name = _binding_cookie(login)
+        binding = request.cookies.get(name) or ""
+        if len(binding) != 43 or not set(binding) <= _BINDING_CHARS:
+            binding = secrets.token_urlsafe(32)
+        try:
+            url = await login.start(rd, binding)
+        except AuthError as exc:
+            return _failure(request, exc, None)
+        except (RedisError, OSError):
+            return _failure(request, _store_down(), None)
+        return _redirect(url, [_cookie(login, name, binding, login.state_ttl)])
+
+    @get("/callback")
+    async def callback(
+        self, request: Request[Any, Any, Any], login: NamedDependency[BrowserLogin]
+    ) -> Response[Any]:
+        """Complete the login: session cookie and 302 to the return URL."""
+        params = {k: v for k, v in request.query_params.items() if isinstance(v, str)}
+        binding = request.cookies.get(_binding_cookie(login))
+        try:
+            result = await login.finish(params, binding, _client(request))
+        except (LoginFailed, LoginRejected, DependencyUnavailable) as exc:
+            return _failure(request, exc, f"{login.settings.public_url}/auth/login")
+        except (RedisError, OSError):
+            return _failure(request, _store_down(), f"{login.settings.public_url}/auth/login")
+        sessions = provide_sessions(request.app.state)
+        cookie = _cookie(login, sessions.cookie, result.session_id, None)
+        return _redirect(await _after_login(request, result), [cookie])
+
+    @get("/userinfo")
+    async def userinfo(
+        self, request: Request[Any, Any, Any], sessions: NamedDependency[SessionResolver]
+    ) -> Response[UserInfo]:
+        """The caller's identity, from a bearer token or the session cookie."""
+        authenticator: Authenticator = request.app.state.resources.components["authenticator"]
+        header = request.headers.get("authorization")
+        session_id = request.cookies.get(sessions.cookie)
+        if header is not None or not session_id:
+            auth = await authenticator.authenticate_bearer(header)
+        else:
+            auth = await sessions.resolve(session_id)
+        return Response(_userinfo(request, auth), headers={"Cache-Control": "no-store"})
+
+    @get("/logout")
+    async def logout(
+        self,
+        request: Request[Any, Any, Any],
+        login: NamedDependency[BrowserLogin],
+        sessions: NamedDependency[SessionResolver],
+        rd: FromQuery[str | None] = None,
+    ) -> Response[Any]:
+        """End the session and 302 to the IdP's end-session endpoint."""
+        return await _logout(request, login, request.cookies.get(sessions.cookie), rd)
+
+    @get("/logout/confirm")
+    async def logout_confirm(
+        self,
+        request: Request[Any, Any, Any],
+        sessions: NamedDependency[SessionResolver],
+        rd: FromQuery[str | None] = None,
+    ) -> Response[Any]:
+        """A sign-out form (POST, CSRF-protected) for pages that link to it."""
+        csrf: CsrfTokens = request.app.state.resources.components["csrf"]
+        session_id = request.cookies.get(sessions.cookie) or ""
+        return logout_page(csrf.issue(session_id), rd)
+
+    @post("/logout", status_code=HTTP_200_OK)
+    async def logout_form(
+        self,
+        request: Request[Any, Any, Any],
+        login: NamedDependency[BrowserLogin],
+        sessions: NamedDependency[SessionResolver],
+    ) -> Response[Any]:
+        """The sign-out form's target: checks the CSRF token, then logs out like ``GET``."""
+        form = await request.form()
+        csrf: CsrfTokens = request.app.state.resources.components["csrf"]
+        session_id = request.cookies.get(sessions.cookie)
+        token = form.get("csrf_token")
+        if not csrf.verify(session_id or "", token if isinstance(token, str) else None):
+            exc = BadRequest("CSRF token missing or invalid", reason="csrf_failed")
+            response = _failure(request, exc, None)
+            response.status_code = 403
+            return response
+        rd = form.get("rd")
+        return await _logout(request, login, session_id, rd if isinstance(rd, str) else None)
+
+    @post("/backchannel-logout", status_code=HTTP_200_OK)
+    async def backchannel_logout(
+        self, request: Request[Any, Any, Any], login: NamedDependency[BrowserLogin]
+    ) -> Response[bytes]:
+        """OIDC Back-Channel Logout: 200 when acted on, 400 for a bad logout token."""
+        form = await request.form()
+        token = form.get("logout_token")
+        if not isinstance(token, str) or not token:
+            raise BadRequest("logout_token is required", reason="invalid_logout_token")
+        try:
+            await login.backchannel(token, _client(request))
+        except (RedisError, OSError):
+            raise _store_down() from None
+        return Response(b"", headers={"Cache-Control": "no-store"})
+
+
+async def _logout(
+    request: Request[Any, Any, Any], login: BrowserLogin, session_id: str | None, rd: str | None
+) -> Response[Any]:
+    sessions = provide_sessions(request.app.state)
+    try:
+        url = await login.logout(session_id, rd, _client(request))
+    except AuthError as exc:
+        return _failure(request, exc, None)
+    except (RedisError, OSError):
+        return _failure(request, _store_down(), None)
+    expired = _cookie(login, sessions.cookie, "", 0)
+    return _redirect(url, [expired])
+
+
+def _userinfo(request: Request[Any, Any, Any], auth: Authenticated) -> UserInfo:
+    mfa = request.app.state.resources.components.get("mfa")
+    verified = mfa is not None and bool(mfa.is_verified(auth.claims.sid))
+    return UserInfo(
+        sub=auth.subject,
+        username=auth.claims.username,
+        email=auth.claims.email,
+        roles=sorted(auth.realm_roles),
+        client_roles={c: sorted(r) for c, r in auth.claims.client_roles.items()},
+        attributes=dict(auth.attributes),
+        mfa="totp" if verified else "none",
+    )
+
+
+async def _after_login(request: Request[Any, Any, Any], result: LoginResult) -> str:
+    """Where the callback sends the browser (CONTRACT §5).
+
+    The MFA page comes first when the user has TOTP enrolled or the rule for the
+    return URL requires it; otherwise straight to ``rd``. If the TOTP store cannot
+    be read the browser goes to ``rd``: forward-auth still enforces ``require_mfa``.
+    """
+    res = request.app.state.resources
+    public = res.settings.public_url
+    needs_mfa = False
+    mfa_service = res.components.get("mfa_service")
+    if mfa_service is not None:
+        try:
+            needs_mfa = (await mfa_service.status(result.sub)).enrolled
+        except Exception:  # PostgreSQL down: do not block the login on it
+            needs_mfa = False
+    holder = res.components.get("policy")
+    if not needs_mfa and holder is not None:
+        target = urlsplit(urljoin(public + "/", result.redirect_to))
+        path = normalize_path(target.path or "/")
+        if path is not None:
+            match = holder.current.match("GET", target.hostname or "", path)
+            needs_mfa = match is not None and match.rule.require_mfa
+    if needs_mfa:
+        return f"{public}/auth/mfa?rd={quote(result.redirect_to, safe='')}"
+    return result.redirect_to
