@@ -1,0 +1,119 @@
+"""TOTP second factor (CONTRACT §6): storage, verification, sid-bound state, API and pages.
+
+::
+
+    totp.py       RFC 6238 matching (pyotp), injectable clock          pure
+    recovery.py   recovery codes, argon2id                             pure (CPU)
+    store.py      totp_credentials / totp_recovery_codes, replay CAS   PostgreSQL
+    lockout.py    failure counters and locks per user and per IP       Redis
+    state.py      MFA-verified sids, mirrored in memory (hot path)     Redis + pub/sub
+    service.py    the domain logic; raises auth_service.errors only
+    controllers.py  JSON API /mfa/totp, admin reset
+    pages.py      HTML /auth/mfa and /auth/mfa/setup
+
+`start_mfa` builds everything for one worker and registers
+``res.components["mfa"]`` (the `MfaState`, also given to forward-auth as its
+``mfa=``) and ``res.components["mfa_service"]``; `ROUTE_HANDLERS` go on the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+from typing import Any
+
+from auth_service.crypto import SecretBox
+from auth_service.mfa.controllers import AdminMfaController, MfaController
+from auth_service.mfa.lockout import Limits, Lockout
+from auth_service.mfa.pages import MfaPages
+from auth_service.mfa.recovery import RecoveryCodes
+from auth_service.mfa.service import MfaService
+from auth_service.mfa.state import MfaState
+from auth_service.mfa.store import TotpStore
+from auth_service.mfa.totp import TotpCodes
+from auth_service.resources import Resources
+
+__all__ = ("ROUTE_HANDLERS", "MfaService", "MfaState", "mfa_setting", "start_mfa")
+
+ROUTE_HANDLERS = (MfaController, AdminMfaController, MfaPages)
+"""Litestar route handlers of the capability."""
+
+DEFAULTS: dict[str, Any] = {
+    "mfa_window": 1,
+    "mfa_max_failures": 5,
+    "mfa_failure_window": 900,
+    "mfa_lockout_seconds": 900,
+    "mfa_ip_max_failures": 50,
+    "mfa_ip_lockout_seconds": 900,
+    "mfa_verified_ttl": 36_000,
+    "mfa_issuer": "auth-service",
+}
+"""Settings of this capability and their defaults (until they are fields of `Settings`)."""
+
+
+def mfa_setting(settings: object, name: str) -> Any:
+    """``settings.<name>`` or its default."""
+    return getattr(settings, name, DEFAULTS[name])
+
+
+async def start_mfa(
+    res: Resources,
+    stack: contextlib.AsyncExitStack,
+    *,
+    clock: Callable[[], float] = time.time,
+) -> MfaState:
+    """Build the MFA capability for this worker and start its state subscriber.
+
+    Needs ``res.components["audit"]`` (and uses ``["revocations"]`` when present,
+    so a revoked sid is never MFA-verified). Registers ``"mfa"`` and ``"mfa_service"``.
+    """
+    settings = res.settings
+    revocations = res.components.get("revocations")
+    revoked = None
+    if revocations is not None:
+
+        def revoked(sid: str) -> bool:
+            return bool(revocations.is_revoked(sid, None))
+
+    state = MfaState(res.redis, prefix=settings.redis_prefix, revoked=revoked, clock=clock)
+    lockout = Lockout(
+        res.redis,
+        prefix=settings.redis_prefix,
+        user=Limits(
+            mfa_setting(settings, "mfa_max_failures"),
+            mfa_setting(settings, "mfa_failure_window"),
+            mfa_setting(settings, "mfa_lockout_seconds"),
+        ),
+        ip=Limits(
+            mfa_setting(settings, "mfa_ip_max_failures"),
+            mfa_setting(settings, "mfa_failure_window"),
+            mfa_setting(settings, "mfa_ip_lockout_seconds"),
+        ),
+        clock=clock,
+    )
+    service = MfaService(
+        TotpStore(res.pg),
+        SecretBox(settings.secret_keys),
+        TotpCodes(window=mfa_setting(settings, "mfa_window"), clock=clock),
+        RecoveryCodes(),
+        lockout,
+        state,
+        res.components["audit"],
+        verified_ttl=mfa_setting(settings, "mfa_verified_ttl"),
+        issuer=mfa_setting(settings, "mfa_issuer"),
+    )
+    res.components["mfa"] = state
+    res.components["mfa_service"] = service
+
+    stop = asyncio.Event()
+    task = asyncio.get_running_loop().create_task(state.run(stop), name="mfa-state")
+
+    async def shutdown() -> None:
+        stop.set()
+        with contextlib.suppress(asyncio.CancelledError, TimeoutError, Exception):
+            await asyncio.wait_for(task, 5.0)
+
+    stack.push_async_callback(shutdown)
+    return state

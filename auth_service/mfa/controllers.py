@@ -1,0 +1,188 @@
+"""JSON API of CONTRACT §6 (``/mfa/totp``) and the admin reset.
+
+The caller is authenticated by a bearer token or, when the sessions capability
+is wired (``res.components["sessions"]``), by this service's session cookie.
+A cookie-authenticated state-changing request must be ``application/json``:
+browsers cannot send that cross-site without a CORS preflight this service
+never grants, which (with ``SameSite=Lax``) closes CSRF on the JSON API.
+Responses carry ``Cache-Control: no-store``: some hold a secret or codes.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+import msgspec
+from litestar import Controller, Request, delete, get, post
+from litestar.datastructures import ResponseHeader
+from litestar.params import FromPath, JSONBody
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
+
+from auth_service.errors import BadRequest, DependencyUnavailable, NotAuthenticated
+from auth_service.mfa.service import Caller, Enrollment, MfaService, TotpStatus
+from auth_service.resources import Resources
+from auth_service.tokens.guards import identity_of, requires_realm_role
+from auth_service.tokens.identity import Authenticated
+from auth_service.tokens.service import bearer_challenge
+
+__all__ = (
+    "AdminMfaController",
+    "CodeIn",
+    "ConfirmOut",
+    "MfaController",
+    "VerifyIn",
+    "VerifyOut",
+    "authenticate_caller",
+    "caller_from",
+    "mfa_service",
+)
+
+NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
+CallerKind = Literal["bearer", "session"]
+
+
+class CodeIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A TOTP code."""
+
+    code: str
+
+
+class VerifyIn(msgspec.Struct, forbid_unknown_fields=True):
+    """A TOTP code or a recovery code (exactly one)."""
+
+    code: str | None = None
+    recovery_code: str | None = None
+
+
+class ConfirmOut(msgspec.Struct):
+    """Recovery codes: shown once, stored hashed."""
+
+    recovery_codes: list[str]
+
+
+class VerifyOut(msgspec.Struct):
+    """The caller's sid passed TOTP until ``expires_at``."""
+
+    mfa: str
+    expires_at: datetime
+
+
+def mfa_service(request: Request[Any, Any, Any]) -> MfaService:
+    """The worker's `MfaService` (503 until wired)."""
+    res: Resources = request.app.state.resources
+    service: MfaService | None = res.components.get("mfa_service")
+    if service is None:
+        raise DependencyUnavailable("MFA is unavailable", reason="mfa_unavailable")
+    return service
+
+
+def client_ip(request: Request[Any, Any, Any]) -> str | None:
+    """The client address the gateway reports (``X-Real-IP``, first ``X-Forwarded-For``)."""
+    real = request.headers.get("x-real-ip")
+    if real:
+        return real.strip()[:64]
+    forwarded = request.headers.get("x-forwarded-for")
+    if forwarded:
+        return forwarded.split(",")[0].strip()[:64]
+    return request.client.host if request.client else None
+
+
+async def authenticate_caller(request: Request[Any, Any, Any]) -> tuple[Authenticated, CallerKind]:
+    """The caller's identity from a bearer token, else from the session cookie.
+
+    Raises:
+        NotAuthenticated: neither is present or valid (``WWW-Authenticate: Bearer``).
+    """
+    res: Resources = request.app.state.resources
+    authorization = request.headers.get("authorization")
+    if authorization:
+        authenticator = res.components.get("authenticator")
+        if authenticator is None:
+            raise DependencyUnavailable("authentication unavailable", reason="authenticator_down")
+        return await authenticator.authenticate_bearer(authorization), "bearer"
+    sessions = res.components.get("sessions")
+    if sessions is not None:
+        name = sessions.cookie_name
+        session_id = request.cookies.get(name.decode() if isinstance(name, bytes) else name)
+        if session_id:
+            identity: Authenticated = await sessions.resolve(session_id)
+            return identity, "session"
+    raise NotAuthenticated(
+        "a bearer token or a session is required",
+        headers={"WWW-Authenticate": bearer_challenge()},
+    )
+
+
+def caller_from(request: Request[Any, Any, Any], auth: Authenticated) -> Caller:
+    """`Caller` facts of this request."""
+    client = auth.raw.get("azp") or auth.raw.get("client_id")
+    return Caller(
+        subject=auth.subject,
+        sid=auth.claims.sid,
+        username=auth.claims.username or auth.subject,
+        client_id=str(client) if client else None,
+        source_ip=client_ip(request),
+        user_agent=(request.headers.get("user-agent") or "")[:256] or None,
+    )
+
+
+async def _json_caller(request: Request[Any, Any, Any]) -> Caller:
+    auth, kind = await authenticate_caller(request)
+    unsafe = request.method not in ("GET", "HEAD")
+    if kind == "session" and unsafe and request.content_type[0] != "application/json":
+        raise BadRequest("send application/json", reason="unsupported_media_type")
+    return caller_from(request, auth)
+
+
+class MfaController(Controller):
+    """``/mfa/totp``: the caller's own TOTP."""
+
+    path = "/mfa/totp"
+    response_headers = NO_STORE
+
+    @get("/")
+    async def status(self, request: Request[Any, Any, Any]) -> TotpStatus:
+        """Enrollment status and recovery codes left."""
+        caller = await _json_caller(request)
+        return await mfa_service(request).status(caller.subject)
+
+    @post("/enrollment", status_code=HTTP_201_CREATED)
+    async def enroll(self, request: Request[Any, Any, Any]) -> Enrollment:
+        """Start an enrollment: secret, ``otpauth://`` URI and QR code (SVG)."""
+        caller = await _json_caller(request)
+        return await mfa_service(request).enroll(caller)
+
+    @post("/enrollment/confirm", status_code=HTTP_200_OK)
+    async def confirm(self, request: Request[Any, Any, Any], data: JSONBody[CodeIn]) -> ConfirmOut:
+        """Confirm with a current code; answers the recovery codes, once."""
+        caller = await _json_caller(request)
+        return ConfirmOut(recovery_codes=await mfa_service(request).confirm(caller, data.code))
+
+    @post("/verify", status_code=HTTP_200_OK)
+    async def verify(self, request: Request[Any, Any, Any], data: JSONBody[VerifyIn]) -> VerifyOut:
+        """Check a code and mark the caller's Keycloak session (sid) as MFA-verified."""
+        caller = await _json_caller(request)
+        expiry = await mfa_service(request).verify(
+            caller, code=data.code, recovery_code=data.recovery_code
+        )
+        return VerifyOut(mfa="totp", expires_at=expiry)
+
+    @delete("/", status_code=HTTP_204_NO_CONTENT)
+    async def disable(self, request: Request[Any, Any, Any], data: JSONBody[CodeIn]) -> None:
+        """Disable TOTP, proven by a current code."""
+        caller = await _json_caller(request)
+        await mfa_service(request).disable(caller, data.code)
+
+
+class AdminMfaController(Controller):
+    """``DELETE /admin/users/{sub}/mfa/totp``: admin reset (realm role ``auth-admin``)."""
+
+    path = "/admin/users"
+    guards = [requires_realm_role("auth-admin")]
+
+    @delete("/{sub:str}/mfa/totp", status_code=HTTP_204_NO_CONTENT)
+    async def reset(self, request: Request[Any, Any, Any], sub: FromPath[str]) -> None:
+        """Remove a user's TOTP credential, lockout and MFA-verified sessions."""
+        admin = caller_from(request, identity_of(request))
+        await mfa_service(request).admin_reset(admin, sub)
