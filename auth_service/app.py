@@ -24,10 +24,12 @@ from auth_service.config import Settings
 from auth_service.errors import exception_handlers
 from auth_service.health.controllers import HealthController
 from auth_service.lifespan import lifespan
+from auth_service.mfa import ROUTE_HANDLERS as MFA_ROUTES
 from auth_service.observability.edge import EdgeMiddleware
 from auth_service.observability.logging import configure_logging
 from auth_service.observability.metrics import Metrics
 from auth_service.observability.tracing import configure_tracing, service_version
+from auth_service.oidc.controllers import BrowserLoginController
 from auth_service.tokens.api import TokenController
 from auth_service.tokens.controllers import jwks
 
@@ -52,7 +54,14 @@ def create_app(
     configure_tracing(settings)
     metrics = Metrics()
     app = Litestar(
-        route_handlers=[HealthController, AuditController, TokenController, jwks],
+        route_handlers=[
+            HealthController,
+            AuditController,
+            TokenController,
+            BrowserLoginController,
+            jwks,
+            *MFA_ROUTES,
+        ],
         exception_handlers=exception_handlers,
         lifespan=[lifespan],
         openapi_config=OpenAPIConfig(

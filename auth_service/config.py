@@ -121,6 +121,32 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Window in seconds within which equal denials (type, reason, source) become one event."""
     audit_shutdown_timeout: float = 10.0
     """How long shutdown keeps writing audit events before leaving the rest in the spool."""
+    session_idle_timeout: int = 1800
+    """Seconds without a request before a browser session ends."""
+    session_absolute_timeout: int = 43_200
+    """Seconds after login when a browser session ends, whatever the activity."""
+    session_refresh_margin: float = 60.0
+    """Refresh a session's access token when it has fewer than this many seconds left."""
+    login_state_ttl: int = 600
+    """Lifetime in seconds of a login attempt (state, nonce, PKCE verifier, rd) in Redis."""
+    oidc_scopes: str = "openid profile email"
+    """Scopes requested at browser login."""
+    mfa_window: int = 1
+    """TOTP steps accepted either side of the current one (0 to 10)."""
+    mfa_max_failures: int = 5
+    """Wrong codes per user within the failure window before a lockout."""
+    mfa_failure_window: int = 900
+    """Seconds the failure counts cover."""
+    mfa_lockout_seconds: int = 900
+    """Length of a user's lockout, in seconds."""
+    mfa_ip_max_failures: int = 50
+    """Wrong codes per source IP within the failure window before that IP is locked out."""
+    mfa_ip_lockout_seconds: int = 900
+    """Length of a source IP's lockout, in seconds."""
+    mfa_verified_ttl: int = 36_000
+    """Seconds a Keycloak session stays MFA-verified (logout ends it sooner)."""
+    mfa_issuer: str = "auth-service"
+    """Issuer label in the ``otpauth://`` URI shown to authenticator apps."""
     otel_exporter_otlp_endpoint: str | None = None
     """``OTEL_EXPORTER_OTLP_ENDPOINT``: when set, traces are exported over OTLP/HTTP."""
     otel_service_name: str = "auth-service"
@@ -219,6 +245,8 @@ def _check_field(field: str, value: Any) -> Any:
         _check_url(value, ("postgresql", "postgres"))
     elif field == "redis_url":
         _check_url(value, ("redis", "rediss", "unix"))
+    elif field == "mfa_window" and not 0 <= value <= 10:
+        raise ValueError("must be between 0 and 10 steps")
     elif field == "oidc_leeway" and not 0 <= value <= 30:
         raise ValueError("must be between 0 and 30 seconds")
     elif field == "assertion_ttl" and not 5 <= value <= 60:

@@ -21,9 +21,11 @@ from auth_service.audit import start_audit
 from auth_service.crypto import SecretBox
 from auth_service.forward_auth.audit import audit_hook
 from auth_service.forward_auth.endpoint import ForwardAuthEndpoint
+from auth_service.mfa import start_mfa
 from auth_service.oidc.provider import OIDCProvider
 from auth_service.policy import CompiledPolicy, PolicyHolder, PolicyIssue
 from auth_service.resources import Resources
+from auth_service.sessions import start_sessions
 from auth_service.tokens.assertion import AssertionSigner
 from auth_service.tokens.keys import SigningKeyStore
 from auth_service.tokens.revocation import Revocations
@@ -123,14 +125,19 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
         found: frozenset[str] = last[1]
         return found
 
+    mfa = await start_mfa(res, stack)  # registers res.components["mfa"] and ["mfa_service"]
+
     authenticator = Authenticator(settings, provider, revocations, metrics, needed_claims=needed)
     res.components["authenticator"] = authenticator
+    sessions = await start_sessions(app, res, stack)
     app.state.forward_auth = ForwardAuthEndpoint(
         settings,
         authenticator,
         policy,
         metrics,
         assertions=signer,
+        mfa=mfa,
+        sessions=sessions,
         on_decision=audit_hook(audit),
     )
     # Registered last, so it runs first on shutdown: loops see `stop` before being cancelled.
