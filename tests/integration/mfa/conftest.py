@@ -131,10 +131,11 @@ async def mfa_app(
             service = res.components["mfa_service"]
             state.clock = service.codes.clock = service.lockout.clock = clock
         app.state.forward_auth.mfa = state
-        if real_sessions and "sessions" not in res.components:
-            from auth_service.sessions import start_sessions
+        if real_sessions:
+            if "sessions" not in res.components:  # not yet in production wiring
+                from auth_service.sessions import start_sessions
 
-            app.state.forward_auth.sessions = await start_sessions(app, res, stack)
+                app.state.forward_auth.sessions = await start_sessions(app, res, stack)
         elif fake_sessions:
             sessions = FakeSessions(res.components["authenticator"])
             res.components["sessions"] = sessions
