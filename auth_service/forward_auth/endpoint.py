@@ -117,8 +117,9 @@ class ForwardAuthEndpoint:
             self._identity_headers(verdict, verdict.identity, req)
         await _send(send, verdict)
         endpoint = dialect.value
-        self.metrics.decisions.labels(endpoint, verdict.outcome, verdict.reason or "").inc()
-        self.metrics.decision_latency.labels(endpoint).observe(time.perf_counter() - start)
+        metrics = self.metrics
+        metrics.child(metrics.decisions, endpoint, verdict.outcome, verdict.reason or "").inc()
+        metrics.child(metrics.decision_latency, endpoint).observe(time.perf_counter() - start)
         if verdict.audit and self.on_decision is not None:
             self.on_decision(verdict, req, scope)
 

@@ -109,8 +109,9 @@ class EdgeMiddleware:
                     await _send_500(send_with_id, rid)
             route = scope.get("path_template") or scope.get("auth_route") or "unmatched"
             elapsed = time.perf_counter() - start
-            self.metrics.http_requests.labels(route, scope["method"], str(status)).inc()
-            self.metrics.http_latency.labels(route).observe(elapsed)
+            metrics = self.metrics
+            metrics.child(metrics.http_requests, route, scope["method"], str(status)).inc()
+            metrics.child(metrics.http_latency, route).observe(elapsed)
             if span is not None:
                 span.update_name(f"{scope['method']} {route}")
                 span.set_attribute("http.request.method", scope["method"])

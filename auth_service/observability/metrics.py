@@ -6,6 +6,8 @@ Each capability records into the `Metrics` object the app factory creates;
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 __all__ = ("CONTENT_TYPE", "Metrics")
@@ -19,6 +21,7 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
+        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.http_requests = Counter(
             "auth_http_requests_total",
@@ -74,6 +77,14 @@ class Metrics:
             "auth_mfa_failures_total", "Rejected TOTP or recovery codes.", registry=r
         )
         self.mfa_lockouts = Counter("auth_mfa_lockouts_total", "MFA lockouts.", registry=r)
+
+    def child(self, metric: Any, *labels: str) -> Any:
+        """``metric.labels(*labels)``, cached: ``labels()`` costs microseconds per call."""
+        key = (id(metric), labels)
+        found = self._children.get(key)
+        if found is None:
+            found = self._children[key] = metric.labels(*labels)
+        return found
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""

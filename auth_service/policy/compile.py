@@ -50,6 +50,9 @@ class _Node:
         return found + [n for n in (self.star, self.globstar) if n is not None]
 
 
+_MEMO_SIZE = 8192
+
+
 @dataclass(frozen=True, slots=True)
 class Match:
     """The rule that matched a request, with the path segments it captured."""
@@ -68,6 +71,7 @@ class CompiledPolicy:
     def __init__(self, policy: Policy) -> None:
         self.policy = policy
         """The policy this was compiled from."""
+        self._memo: dict[tuple[str, str, str], Match | None] = {}
         self.deny_status: int = policy.defaults.deny_status
         """Status when an authenticated request matches no rule."""
         self.needed_claims = frozenset(name for rule in policy.rules for name in rule_claims(rule))
@@ -126,7 +130,22 @@ class CompiledPolicy:
         return self.policy.rules
 
     def match(self, method: str, host: str, path: str) -> Match | None:
-        """The first rule (file order) matching a request; ``path`` must be normalised."""
+        """The first rule (file order) matching a request; ``path`` must be normalised.
+
+        Results are memoised per compiled policy (bounded), since gateways ask
+        about the same few routes over and over; a reload brings a fresh memo.
+        """
+        key = (method, host, path)
+        memo = self._memo
+        if key in memo:
+            return memo[key]
+        found = self._match(method, host, path)
+        if len(memo) >= _MEMO_SIZE:
+            memo.clear()
+        memo[key] = found
+        return found
+
+    def _match(self, method: str, host: str, path: str) -> Match | None:
         method, host = method.upper(), normalize_host(host)
         if not path.startswith("/"):
             return None

@@ -29,6 +29,8 @@ def header_value(value: object) -> str:
         text = "true" if value else "false"
     else:
         text = str(value)
+    if text.isascii() and text.isprintable():  # the common case needs no escaping
+        return text.replace("%", "%25")
     return quote(text, safe=_SAFE)
 
 
