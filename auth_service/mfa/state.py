@@ -19,21 +19,20 @@ subject's verified sids so disabling TOTP or an admin reset can end them all.
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from collections.abc import Callable
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
+
+from auth_service.stores.redis_mirror import RedisMirror
 
 __all__ = ("MfaState",)
 
 log = structlog.get_logger("auth_service.mfa.state")
 
 
-class MfaState:
+class MfaState(RedisMirror):
     """MFA-verified sids; implements `auth_service.forward_auth.endpoint.MfaStatus`.
 
     Args:
@@ -50,13 +49,14 @@ class MfaState:
         revoked: Callable[[str], bool] | None = None,
         clock: Callable[[], float] = time.time,
     ) -> None:
-        self.redis = redis
+        super().__init__(redis, f"{prefix}mfa", name="mfa_state")
         self.prefix = f"{prefix}mfa:"
-        self.channel = f"{prefix}mfa"
         self.revoked = revoked
         self.clock = clock
         self._verified: dict[str, float] = {}  # sid -> expiry (clock time)
-        self.synced = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._verified)
 
     def is_verified(self, sid: str | None) -> bool:
         """Whether ``sid`` passed TOTP and has not expired or been revoked; in memory."""
@@ -129,37 +129,3 @@ class MfaState:
         # Replace, so sids cleared while disconnected go. Changes published during the
         # scan are not lost: subscribed first, their messages are applied after this.
         self._verified = fresh
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Subscribe, reload, apply published changes until ``stop``; reconnects forever."""
-        delay = 0.1
-        while not stop.is_set():
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel)
-                await self._reload()
-                self.synced.set()
-                delay = 0.1
-                log.info("mfa_state_synced", count=len(self._verified))
-                last_prune = time.monotonic()
-                while not stop.is_set():
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        data = message["data"]
-                        self._apply(data.decode() if isinstance(data, bytes) else str(data))
-                    if time.monotonic() - last_prune > 60:
-                        self.prune()
-                        last_prune = time.monotonic()
-            except (RedisError, OSError) as exc:
-                log.warning("mfa_state_disconnected", error=exc.__class__.__name__)
-                self.synced.clear()
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
-                delay = min(delay * 2, 5.0) * random.uniform(0.8, 1.2)
-            finally:
-                try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                except (RedisError, OSError):
-                    pass

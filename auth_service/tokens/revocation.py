@@ -13,16 +13,14 @@ path (`is_revoked`) makes no Redis round trip:
 
 from __future__ import annotations
 
-import asyncio
-import random
 import time
 from typing import Literal
 
 import structlog
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from auth_service.observability.metrics import Metrics
+from auth_service.stores.redis_mirror import RedisMirror
 
 __all__ = ("RevocationKind", "Revocations")
 
@@ -30,19 +28,23 @@ log = structlog.get_logger("auth_service.revocation")
 RevocationKind = Literal["sid", "jti"]
 
 
-class Revocations:
+class Revocations(RedisMirror):
     """Revoked sids and jtis: Redis-backed, mirrored in memory per worker."""
 
     def __init__(
         self, redis: Redis, *, prefix: str, metrics: Metrics, ttl: int = 24 * 3600
     ) -> None:
-        self.redis = redis
+        super().__init__(redis, f"{prefix}revocations", name="revocations")
         self.prefix = prefix
-        self.channel = f"{prefix}revocations"
         self.metrics = metrics
         self.ttl = ttl
         self._revoked: dict[str, float] = {}  # "sid:<v>" / "jti:<v>" -> local expiry
-        self.synced = asyncio.Event()
+
+    def __len__(self) -> int:
+        return len(self._revoked)
+
+    def _apply(self, message: str) -> None:
+        self._add(message, self.ttl)
 
     def is_revoked(self, sid: str | None, jti: str | None) -> bool:
         """Whether either value is revoked; in memory, no I/O."""
@@ -84,38 +86,3 @@ class Revocations:
             fresh[key[start:]] = now + (ttl if ttl and ttl > 0 else self.ttl)
         # Keep values learned from messages during the scan.
         self._revoked = {**self._revoked, **fresh}
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Subscribe, reload, and apply published revocations until ``stop``; reconnects forever."""
-        delay = 0.1
-        while not stop.is_set():
-            pubsub = self.redis.pubsub(ignore_subscribe_messages=True)
-            try:
-                await pubsub.subscribe(self.channel)
-                await self._reload()
-                self.synced.set()
-                delay = 0.1
-                log.info("revocations_synced", count=len(self._revoked))
-                last_prune = time.monotonic()
-                while not stop.is_set():
-                    message = await pubsub.get_message(timeout=1.0)
-                    if message is not None and message.get("type") == "message":
-                        data = message["data"]
-                        member = data.decode() if isinstance(data, bytes) else str(data)
-                        self._add(member, self.ttl)
-                    if time.monotonic() - last_prune > 60:
-                        self.prune()
-                        last_prune = time.monotonic()
-            except (RedisError, OSError) as exc:
-                log.warning("revocations_disconnected", error=exc.__class__.__name__)
-                self.synced.clear()
-                try:
-                    await asyncio.wait_for(stop.wait(), timeout=delay)
-                except TimeoutError:
-                    pass
-                delay = min(delay * 2, 5.0) * random.uniform(0.8, 1.2)
-            finally:
-                try:
-                    await pubsub.aclose()  # type: ignore[no-untyped-call]
-                except (RedisError, OSError):
-                    pass

@@ -1,0 +1,1 @@
+"""Storage building blocks shared by capabilities."""
