@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
 
 from auth_service.crypto import SecretBox
 from auth_service.mfa.controllers import AdminMfaController, MfaController
@@ -35,27 +34,10 @@ from auth_service.mfa.store import TotpStore
 from auth_service.mfa.totp import TotpCodes
 from auth_service.resources import Resources
 
-__all__ = ("ROUTE_HANDLERS", "MfaService", "MfaState", "mfa_setting", "start_mfa")
+__all__ = ("ROUTE_HANDLERS", "MfaService", "MfaState", "start_mfa")
 
 ROUTE_HANDLERS = (MfaController, AdminMfaController, MfaPages)
 """Litestar route handlers of the capability."""
-
-DEFAULTS: dict[str, Any] = {
-    "mfa_window": 1,
-    "mfa_max_failures": 5,
-    "mfa_failure_window": 900,
-    "mfa_lockout_seconds": 900,
-    "mfa_ip_max_failures": 50,
-    "mfa_ip_lockout_seconds": 900,
-    "mfa_verified_ttl": 36_000,
-    "mfa_issuer": "auth-service",
-}
-"""Settings of this capability and their defaults (until they are fields of `Settings`)."""
-
-
-def mfa_setting(settings: object, name: str) -> Any:
-    """``settings.<name>`` or its default."""
-    return getattr(settings, name, DEFAULTS[name])
 
 
 async def start_mfa(
@@ -82,27 +64,27 @@ async def start_mfa(
         res.redis,
         prefix=settings.redis_prefix,
         user=Limits(
-            mfa_setting(settings, "mfa_max_failures"),
-            mfa_setting(settings, "mfa_failure_window"),
-            mfa_setting(settings, "mfa_lockout_seconds"),
+            settings.mfa_max_failures,
+            settings.mfa_failure_window,
+            settings.mfa_lockout_seconds,
         ),
         ip=Limits(
-            mfa_setting(settings, "mfa_ip_max_failures"),
-            mfa_setting(settings, "mfa_failure_window"),
-            mfa_setting(settings, "mfa_ip_lockout_seconds"),
+            settings.mfa_ip_max_failures,
+            settings.mfa_failure_window,
+            settings.mfa_ip_lockout_seconds,
         ),
         clock=clock,
     )
     service = MfaService(
         TotpStore(res.pg),
         SecretBox(settings.secret_keys),
-        TotpCodes(window=mfa_setting(settings, "mfa_window"), clock=clock),
+        TotpCodes(window=settings.mfa_window, clock=clock),
         RecoveryCodes(),
         lockout,
         state,
         res.components["audit"],
-        verified_ttl=mfa_setting(settings, "mfa_verified_ttl"),
-        issuer=mfa_setting(settings, "mfa_issuer"),
+        verified_ttl=settings.mfa_verified_ttl,
+        issuer=settings.mfa_issuer,
     )
     res.components["mfa"] = state
     res.components["mfa_service"] = service

@@ -7,7 +7,6 @@ for one worker; see `auth_service.wiring`.
 from __future__ import annotations
 
 import contextlib
-from typing import Any
 
 from litestar import Litestar
 
@@ -28,10 +27,6 @@ __all__ = (
 )
 
 
-def _setting(res: Resources, name: str, default: Any) -> Any:
-    return getattr(res.settings, name, default)
-
-
 async def start_sessions(
     app: Litestar, res: Resources, stack: contextlib.AsyncExitStack
 ) -> SessionResolver:
@@ -50,8 +45,8 @@ async def start_sessions(
         res.redis,
         SecretBox(settings.secret_keys),
         prefix=settings.redis_prefix,
-        idle_timeout=int(_setting(res, "session_idle_timeout", 1800)),
-        absolute_timeout=int(_setting(res, "session_absolute_timeout", 43200)),
+        idle_timeout=res.settings.session_idle_timeout,
+        absolute_timeout=res.settings.session_absolute_timeout,
     )
     login = BrowserLogin(
         settings,
@@ -61,8 +56,8 @@ async def start_sessions(
         res.components["revocations"],
         res.redis,
         audit=audit,
-        state_ttl=int(_setting(res, "login_state_ttl", 600)),
-        scopes=str(_setting(res, "oidc_scopes", "openid profile email")),
+        state_ttl=res.settings.login_state_ttl,
+        scopes=res.settings.oidc_scopes,
     )
     refresher = SessionRefresher(store, login.refresh, call_timeout=settings.idp_timeout)
     resolver = SessionResolver(
@@ -72,7 +67,7 @@ async def start_sessions(
         res.components["revocations"],
         cookie_name=session_cookie_name(settings.public_url),
         audit=audit,
-        refresh_margin=float(_setting(res, "session_refresh_margin", 60.0)),
+        refresh_margin=res.settings.session_refresh_margin,
     )
     res.components["session_store"] = store
     res.components["sessions"] = resolver
