@@ -85,6 +85,7 @@ async def start_mfa(
         res.components["audit"],
         verified_ttl=settings.mfa_verified_ttl,
         issuer=settings.mfa_issuer,
+        metrics=res.metrics,
     )
     res.components["mfa"] = state
     res.components["mfa_service"] = service

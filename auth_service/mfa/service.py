@@ -35,6 +35,7 @@ from auth_service.mfa.recovery import RecoveryCodes
 from auth_service.mfa.state import MfaState
 from auth_service.mfa.store import TotpRecord, TotpStore
 from auth_service.mfa.totp import TotpCodes, new_secret, otpauth_uri
+from auth_service.observability.metrics import Metrics
 
 __all__ = (
     "AuditSink",
@@ -124,7 +125,9 @@ class MfaService:
         *,
         verified_ttl: int,
         issuer: str,
+        metrics: Metrics | None = None,
     ) -> None:
+        self.metrics = metrics
         self.store = store
         self.box = box
         self.codes = codes
@@ -306,6 +309,10 @@ class MfaService:
     async def _failed(self, caller: Caller, method: Method, reason: str) -> NoReturn:
         """Count a wrong code, audit it, and raise (429 when this failure locks)."""
         failures, locked = await self.lockout.failure(caller.subject, caller.source_ip)
+        if self.metrics is not None:
+            self.metrics.mfa_failures.inc()
+            if locked:
+                self.metrics.mfa_lockouts.inc()
         self._emit(
             "mfa.failure", caller, "failure", reason=reason, method=method, failures=failures
         )

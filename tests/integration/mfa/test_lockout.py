@@ -33,6 +33,9 @@ async def test_five_wrong_codes_lock_with_retry_after_until_it_expires(
     r = await verify(c, user, _wrong_for(user, svc.clock))
     assert r.status_code == 429 and r.json()["reason"] == "mfa_locked"
     assert r.headers["retry-after"] == "900"
+    metrics = (await c.get("/metrics")).text
+    assert "auth_mfa_failures_total 5.0" in metrics
+    assert "auth_mfa_lockouts_total 1.0" in metrics
     good = {"code": user.code(svc.clock)}
     r = await verify(c, user, good)
     assert r.status_code == 429 and 0 < int(r.headers["retry-after"]) <= 900
