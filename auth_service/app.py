@@ -68,6 +68,7 @@ def create_app(
             title="auth-service", version=service_version(), path="/openapi"
         ),
         debug=False,
+        logging_config=None,  # structlog is configured by us; Litestar must not add handlers
     )
     app.state.settings = settings
     app.state.metrics = metrics
