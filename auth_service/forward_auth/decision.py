@@ -64,6 +64,8 @@ class Verdict:
     """Set when allowed with an identity: the endpoint adds identity headers and the assertion."""
     audit: bool = False
     """Whether this decision becomes an audit event."""
+    mfa: bool = False
+    """The identity's session passed TOTP (for ``X-Auth-MFA`` and the assertion's ``amr``)."""
 
 
 def is_browser(req: ForwardedRequest, creds: Credentials) -> bool:
@@ -149,6 +151,7 @@ def decide(
             None,
             decision.rule,
             identity=creds.identity,
+            mfa=creds.mfa_done,
             audit=decision.audited(req.method),
         )
     if outcome == "unauthenticated":

@@ -152,7 +152,7 @@ class ForwardAuthEndpoint:
     def _identity_headers(
         self, verdict: Verdict, auth: Authenticated, req: ForwardedRequest
     ) -> None:
-        mfa = self.mfa.is_verified(auth.claims.sid)
+        mfa = verdict.mfa
         verdict.headers.extend(auth.headers)
         verdict.headers.append((b"x-auth-mfa", b"totp" if mfa else b"none"))
         if self.assertions is not None:
