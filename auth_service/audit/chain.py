@@ -27,10 +27,12 @@ independent record for that case.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-from collections.abc import Iterable, Iterator
+import operator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import msgspec
 
@@ -39,6 +41,9 @@ __all__ = (
     "AuditRecord",
     "ChainBreak",
     "ChainReport",
+    "EventData",
+    "EventFields",
+    "When",
     "canonical_bytes",
     "chain_hash",
     "seal",
@@ -51,73 +56,79 @@ GENESIS = bytes(32)
 _encoder = msgspec.json.Encoder(order="sorted")
 
 
-class AuditRecord(msgspec.Struct, array_like=True, frozen=True, gc=False):
-    """One sealed audit event, as spooled and as stored (``occurred_at`` in µs since the epoch)."""
+When = TypeVar("When", int, dt.datetime)
+"""How `EventData.occurred_at` is given: µs since the epoch, or a datetime."""
+
+
+class EventData(msgspec.Struct, Generic[When], frozen=True, gc=False):
+    """The fields of one audit event before it is sealed into a chain.
+
+    `EventFields` (``occurred_at`` in µs) is what is hashed, spooled and
+    stored; `auth_service.audit.store.AuditEventOut` (a datetime) is what the
+    admin API returns. The declaration order is the order of the hashed
+    encoding (`canonical_bytes`) and of the spooled and stored record
+    (`AuditRecord`): reordering the fields would break every existing chain.
+    """
 
     id: str
-    occurred_at: int
+    """Event id (a UUID)."""
+    occurred_at: When
+    """When it happened."""
     type: str
+    """What happened (`auth_service.audit.events.AuditEventType`)."""
     outcome: str
+    """``success``/``failure`` for attempts, ``denied``/``allowed`` for decisions."""
     actor_sub: str | None
+    """``sub`` of who acted (the caller)."""
     subject_sub: str | None
+    """``sub`` of whom the event concerns."""
     client_id: str | None
+    """OAuth client involved."""
     source_ip: str | None
+    """Normalised address of the caller."""
     user_agent: str | None
+    """The caller's ``User-Agent``."""
     request_id: str | None
+    """Id of the request that emitted the event."""
     trace_id: str | None
+    """OpenTelemetry trace id (32 hex digits)."""
     reason: str | None
+    """Machine-readable reason (``token_expired``, ``missing_role``, ...)."""
     details: dict[str, Any]
+    """Event-specific data, already scrubbed (`auth_service.audit.events.scrub`)."""
     count: int
+    """Events this one stands for (above 1 for an aggregation summary)."""
+
+
+class EventFields(EventData[int], frozen=True, gc=False):
+    """An unsealed event as emitted, hashed and stored (``occurred_at`` in µs since the epoch)."""
+
+
+_event_values: Callable[[EventFields], tuple[Any, ...]] = operator.attrgetter(
+    *EventFields.__struct_fields__
+)
+"""The values of an `EventFields` (or of the event part of an `AuditRecord`), in order."""
+
+
+class AuditRecord(EventFields, array_like=True, frozen=True, gc=False):
+    """One sealed audit event, as spooled and as stored: the `EventFields` and its link."""
+
     chain_id: str
     seq: int
     prev_hash: bytes
     hash: bytes
 
 
-def canonical_bytes(
-    id: str,
-    occurred_at: int,
-    type: str,
-    outcome: str,
-    actor_sub: str | None,
-    subject_sub: str | None,
-    client_id: str | None,
-    source_ip: str | None,
-    user_agent: str | None,
-    request_id: str | None,
-    trace_id: str | None,
-    reason: str | None,
-    details: dict[str, Any],
-    count: int,
-    chain_id: str,
-    seq: int,
-) -> bytes:
+def canonical_bytes(fields: EventFields, *, chain_id: str, seq: int) -> bytes:
     """The bytes an event's hash covers: a JSON array in a fixed field order, keys sorted.
 
-    ``details`` must already be normalised (`auth_service.audit.events.scrub`):
-    strings, 53-bit integers, booleans, null, lists and objects only, so the
-    encoding survives a round trip through ``jsonb`` unchanged.
+    The array holds the `EventFields` in their declaration order, then
+    ``chain_id`` and ``seq``. ``details`` must already be normalised
+    (`auth_service.audit.events.scrub`): strings, 53-bit integers, booleans,
+    null, lists and objects only, so the encoding survives a round trip through
+    ``jsonb`` unchanged.
     """
-    return _encoder.encode(
-        [
-            id,
-            occurred_at,
-            type,
-            outcome,
-            actor_sub,
-            subject_sub,
-            client_id,
-            source_ip,
-            user_agent,
-            request_id,
-            trace_id,
-            reason,
-            details,
-            count,
-            chain_id,
-            seq,
-        ]
-    )
+    return _encoder.encode([*_event_values(fields), chain_id, seq])
 
 
 def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
@@ -125,86 +136,11 @@ def chain_hash(prev_hash: bytes, canonical: bytes) -> bytes:
     return hashlib.sha256(prev_hash + canonical).digest()
 
 
-def _canonical_of(r: AuditRecord) -> bytes:
-    return canonical_bytes(
-        r.id,
-        r.occurred_at,
-        r.type,
-        r.outcome,
-        r.actor_sub,
-        r.subject_sub,
-        r.client_id,
-        r.source_ip,
-        r.user_agent,
-        r.request_id,
-        r.trace_id,
-        r.reason,
-        r.details,
-        r.count,
-        r.chain_id,
-        r.seq,
-    )
-
-
-def seal(
-    *,
-    id: str,
-    occurred_at: int,
-    type: str,
-    outcome: str,
-    actor_sub: str | None,
-    subject_sub: str | None,
-    client_id: str | None,
-    source_ip: str | None,
-    user_agent: str | None,
-    request_id: str | None,
-    trace_id: str | None,
-    reason: str | None,
-    details: dict[str, Any],
-    count: int,
-    chain_id: str,
-    seq: int,
-    prev_hash: bytes,
-) -> AuditRecord:
+def seal(fields: EventFields, *, chain_id: str, seq: int, prev_hash: bytes) -> AuditRecord:
     """Build the record for the next link of a chain."""
-    canonical = canonical_bytes(
-        id,
-        occurred_at,
-        type,
-        outcome,
-        actor_sub,
-        subject_sub,
-        client_id,
-        source_ip,
-        user_agent,
-        request_id,
-        trace_id,
-        reason,
-        details,
-        count,
-        chain_id,
-        seq,
-    )
-    return AuditRecord(
-        id,
-        occurred_at,
-        type,
-        outcome,
-        actor_sub,
-        subject_sub,
-        client_id,
-        source_ip,
-        user_agent,
-        request_id,
-        trace_id,
-        reason,
-        details,
-        count,
-        chain_id,
-        seq,
-        prev_hash,
-        chain_hash(prev_hash, canonical),
-    )
+    canonical = canonical_bytes(fields, chain_id=chain_id, seq=seq)
+    link = (chain_id, seq, prev_hash, chain_hash(prev_hash, canonical))
+    return AuditRecord(*_event_values(fields) + link)
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,6 +210,6 @@ def _check(prev: AuditRecord | None, r: AuditRecord) -> str | None:
         return f"{missing} event(s) missing before it (seq {prev.seq + 1}..{r.seq - 1})"
     elif r.prev_hash != prev.hash:
         return "prev_hash does not match the previous event's hash"
-    if chain_hash(r.prev_hash, _canonical_of(r)) != r.hash:
+    if chain_hash(r.prev_hash, canonical_bytes(r, chain_id=r.chain_id, seq=r.seq)) != r.hash:
         return "content does not match its hash (modified)"
     return None

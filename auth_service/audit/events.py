@@ -35,6 +35,7 @@ import structlog
 from opentelemetry import trace
 
 from auth_service.audit.aggregate import DenialAggregator, Window
+from auth_service.audit.chain import EventFields
 from auth_service.audit.metrics import AuditMetrics
 
 __all__ = (
@@ -193,24 +194,7 @@ def _now_us() -> int:
 class EventSink(Protocol):
     """Where sealed events go (`auth_service.audit.writer.AuditWriter`)."""
 
-    def submit(
-        self,
-        *,
-        id: str,
-        occurred_at: int,
-        type: str,
-        outcome: str,
-        actor_sub: str | None,
-        subject_sub: str | None,
-        client_id: str | None,
-        source_ip: str | None,
-        user_agent: str | None,
-        request_id: str | None,
-        trace_id: str | None,
-        reason: str | None,
-        details: dict[str, Any],
-        count: int,
-    ) -> bool:
+    def submit(self, fields: EventFields) -> bool:
         """Seal, spool and queue one event; ``False`` when it could not be kept."""
 
 
@@ -345,7 +329,7 @@ class AuditLog:
     ) -> str | None:
         event_id = str(uuid.uuid4())
         kept = self._sink.submit(
-            id=event_id, occurred_at=wall, details=details, count=count, **fields
+            EventFields(id=event_id, occurred_at=wall, details=details, count=count, **fields)
         )
         mirror = {k: v for k, v in fields.items() if v is not None and k != "request_id"}
         log.info(

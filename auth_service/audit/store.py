@@ -18,7 +18,7 @@ from typing import Any
 import asyncpg
 import msgspec
 
-from auth_service.audit.chain import AuditRecord
+from auth_service.audit.chain import AuditRecord, EventData
 
 __all__ = (
     "AuditEventOut",
@@ -54,6 +54,9 @@ _COLUMNS = (
     "id, occurred_at, type, outcome, actor_sub, subject_sub, client_id, source_ip, user_agent, "
     "request_id, trace_id, reason, details::text AS details, count, chain_id, seq, prev_hash, hash"
 )
+_FIELDS = AuditRecord.__struct_fields__
+_OCCURRED_AT = _FIELDS.index("occurred_at")
+_DETAILS = _FIELDS.index("details")
 
 
 def to_us(value: dt.datetime) -> int:
@@ -68,30 +71,13 @@ def from_us(us: int) -> dt.datetime:
 
 async def insert_records(conn: asyncpg.Connection, records: Sequence[AuditRecord]) -> str:
     """Insert a batch idempotently; returns the command status (``INSERT 0 n``)."""
-    cols: list[list[Any]] = [[] for _ in range(18)]
+    # One array per column; INSERT_SQL lists the columns in the fields' order.
+    cols: list[list[Any]] = [[] for _ in _FIELDS]
     for r in records:
-        values = (
-            r.id,
-            from_us(r.occurred_at),
-            r.type,
-            r.outcome,
-            r.actor_sub,
-            r.subject_sub,
-            r.client_id,
-            r.source_ip,
-            r.user_agent,
-            r.request_id,
-            r.trace_id,
-            r.reason,
-            _json.encode(r.details).decode(),
-            r.count,
-            r.chain_id,
-            r.seq,
-            r.prev_hash,
-            r.hash,
-        )
-        for col, value in zip(cols, values, strict=True):
+        for col, value in zip(cols, msgspec.structs.astuple(r), strict=True):
             col.append(value)
+    cols[_OCCURRED_AT] = [from_us(us) for us in cols[_OCCURRED_AT]]
+    cols[_DETAILS] = [_json.encode(d).decode() for d in cols[_DETAILS]]
     status: str = await conn.execute(INSERT_SQL, *cols)
     return status
 
@@ -104,25 +90,23 @@ async def ensure_partitions(conn: asyncpg.Connection, months_ahead: int = 2) -> 
 
 def _record(row: asyncpg.Record) -> AuditRecord:
     return AuditRecord(
-        str(row["id"]),
-        to_us(row["occurred_at"]),
-        row["type"],
-        row["outcome"],
-        row["actor_sub"],
-        row["subject_sub"],
-        row["client_id"],
-        row["source_ip"],
-        row["user_agent"],
-        row["request_id"],
-        row["trace_id"],
-        row["reason"],
-        msgspec.json.decode(row["details"]),
-        row["count"],
-        str(row["chain_id"]),
-        row["seq"],
-        bytes(row["prev_hash"]),
-        bytes(row["hash"]),
+        **{
+            **dict(row.items()),
+            "id": str(row["id"]),
+            "occurred_at": to_us(row["occurred_at"]),
+            "details": msgspec.json.decode(row["details"]),
+            "chain_id": str(row["chain_id"]),
+            "prev_hash": bytes(row["prev_hash"]),
+            "hash": bytes(row["hash"]),
+        }
     )
+
+
+def _event_out(r: AuditRecord) -> AuditEventOut:
+    out = msgspec.structs.asdict(r)
+    del out["prev_hash"]
+    out.update(occurred_at=from_us(r.occurred_at), hash=r.hash.hex())
+    return AuditEventOut(**out)
 
 
 async def iter_chain_records(conn: asyncpg.Connection) -> AsyncIterator[AuditRecord]:
@@ -165,23 +149,10 @@ class AuditQuery(msgspec.Struct, frozen=True, kw_only=True):
     cursor: str | None = None
 
 
-class AuditEventOut(msgspec.Struct, kw_only=True):
+class AuditEventOut(EventData[dt.datetime], frozen=True):
     """One audit event as the admin API returns it."""
 
-    id: str
-    occurred_at: dt.datetime
-    type: str
-    outcome: str
-    actor_sub: str | None
-    subject_sub: str | None
-    client_id: str | None
-    source_ip: str | None
-    user_agent: str | None
-    request_id: str | None
-    trace_id: str | None
-    reason: str | None
-    details: dict[str, Any]
-    count: int
+    occurred_at: dt.datetime  # restated (same place) so the OpenAPI schema names the type
     chain_id: str
     seq: int
     hash: str
@@ -226,27 +197,6 @@ async def query_events(pool: asyncpg.Pool, q: AuditQuery) -> AuditPage:
     rows = await pool.fetch(sql, *args)
     more = len(rows) > q.limit
     rows = rows[: q.limit]
-    events = [
-        AuditEventOut(
-            id=str(r["id"]),
-            occurred_at=r["occurred_at"],
-            type=r["type"],
-            outcome=r["outcome"],
-            actor_sub=r["actor_sub"],
-            subject_sub=r["subject_sub"],
-            client_id=r["client_id"],
-            source_ip=r["source_ip"],
-            user_agent=r["user_agent"],
-            request_id=r["request_id"],
-            trace_id=r["trace_id"],
-            reason=r["reason"],
-            details=msgspec.json.decode(r["details"]),
-            count=r["count"],
-            chain_id=str(r["chain_id"]),
-            seq=r["seq"],
-            hash=bytes(r["hash"]).hex(),
-        )
-        for r in rows
-    ]
+    events = [_event_out(_record(r)) for r in rows]
     cursor = encode_cursor(rows[-1]["occurred_at"], rows[-1]["id"]) if more and rows else None
     return AuditPage(events=events, next_cursor=cursor)

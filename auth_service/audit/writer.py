@@ -38,13 +38,12 @@ import threading
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 import asyncpg
 import msgspec
 import structlog
 
-from auth_service.audit.chain import GENESIS, AuditRecord, seal
+from auth_service.audit.chain import GENESIS, AuditRecord, EventFields, seal
 from auth_service.audit.metrics import AuditMetrics
 from auth_service.audit.spool import OrphanSpool, Spool, find_orphans
 from auth_service.audit.store import ensure_partitions, insert_records
@@ -124,46 +123,11 @@ class AuditWriter:
 
     # -- emission side (sync, any thread) ---------------------------------
 
-    def submit(
-        self,
-        *,
-        id: str,
-        occurred_at: int,
-        type: str,
-        outcome: str,
-        actor_sub: str | None,
-        subject_sub: str | None,
-        client_id: str | None,
-        source_ip: str | None,
-        user_agent: str | None,
-        request_id: str | None,
-        trace_id: str | None,
-        reason: str | None,
-        details: dict[str, Any],
-        count: int,
-    ) -> bool:
+    def submit(self, fields: EventFields) -> bool:
         """Seal the event into the chain, spool it and queue it; ``False`` if it was dropped."""
         with self._lock:
             seq = self._seq + 1
-            record = seal(
-                id=id,
-                occurred_at=occurred_at,
-                type=type,
-                outcome=outcome,
-                actor_sub=actor_sub,
-                subject_sub=subject_sub,
-                client_id=client_id,
-                source_ip=source_ip,
-                user_agent=user_agent,
-                request_id=request_id,
-                trace_id=trace_id,
-                reason=reason,
-                details=details,
-                count=count,
-                chain_id=self.chain_id,
-                seq=seq,
-                prev_hash=self._prev,
-            )
+            record = seal(fields, chain_id=self.chain_id, seq=seq, prev_hash=self._prev)
             spooled = self.spool.append(seq, _encoder.encode(record))
             room = not self._overflow and len(self._queue) < self.config.queue_size
             if room:
@@ -173,7 +137,12 @@ class AuditWriter:
             else:
                 self.dropped += 1
                 self.metrics.dropped.inc()
-                log.error("audit_event_dropped", audit_id=id, audit_type=type, reason="spool_full")
+                log.error(
+                    "audit_event_dropped",
+                    audit_id=fields.id,
+                    audit_type=fields.type,
+                    reason="spool_full",
+                )
                 return False
             if not spooled:
                 self.metrics.unspooled.inc()

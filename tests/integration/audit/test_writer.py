@@ -12,7 +12,7 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from auth_service.audit import AuditWriter, WriterConfig, open_audit
-from auth_service.audit.chain import GENESIS, seal
+from auth_service.audit.chain import GENESIS, EventFields, seal
 from auth_service.audit.spool import Spool
 from auth_service.audit.store import insert_records
 
@@ -23,6 +23,26 @@ class LoginDetails(msgspec.Struct):
     method: str
     access_token: str
     nested: dict[str, str]
+
+
+def _logout(actor_sub: str, *, occurred_at: int) -> EventFields:
+    """A successful logout of ``actor_sub`` with a fresh id and no other data."""
+    return EventFields(
+        id=str(uuid.uuid4()),
+        occurred_at=occurred_at,
+        type="logout",
+        outcome="success",
+        actor_sub=actor_sub,
+        subject_sub=None,
+        client_id=None,
+        source_ip=None,
+        user_agent=None,
+        request_id=None,
+        trace_id=None,
+        reason=None,
+        details={},
+        count=1,
+    )
 
 
 async def test_ids_come_from_context_and_secrets_never_reach_the_table(
@@ -105,25 +125,8 @@ async def test_spool_of_a_dead_writer_is_adopted_and_replayed_once(
     dead.open()
     prev, records = GENESIS, []
     for seq in range(1, 101):
-        r = seal(
-            id=str(uuid.uuid4()),
-            occurred_at=1_700_000_000_000_000 + seq,
-            type="logout",
-            outcome="success",
-            actor_sub="zed",
-            subject_sub=None,
-            client_id=None,
-            source_ip=None,
-            user_agent=None,
-            request_id=None,
-            trace_id=None,
-            reason=None,
-            details={},
-            count=1,
-            chain_id=chain,
-            seq=seq,
-            prev_hash=prev,
-        )
+        fields = _logout("zed", occurred_at=1_700_000_000_000_000 + seq)
+        r = seal(fields, chain_id=chain, seq=seq, prev_hash=prev)
         prev = r.hash
         records.append(r)
         assert dead.append(seq, msgspec.msgpack.encode(r))
@@ -160,25 +163,7 @@ async def test_full_spool_keeps_events_in_memory_then_drops_and_counts(
     config = WriterConfig(spool_max_bytes=2_000, queue_size=20)
     writer = AuditWriter(pool, spool_root, config=config)
     await writer.start()
-    kept = [
-        writer.submit(
-            id=str(uuid.uuid4()),
-            occurred_at=1,
-            type="logout",
-            outcome="success",
-            actor_sub="x",
-            subject_sub=None,
-            client_id=None,
-            source_ip=None,
-            user_agent=None,
-            request_id=None,
-            trace_id=None,
-            reason=None,
-            details={},
-            count=1,
-        )
-        for _ in range(60)
-    ]
+    kept = [writer.submit(_logout("x", occurred_at=1)) for _ in range(60)]
     assert kept.count(False) > 0 and writer.dropped == kept.count(False)
     assert writer.metrics.unspooled._value.get() > 0
     assert await writer.wait_idle(10)

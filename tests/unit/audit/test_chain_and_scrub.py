@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from auth_service.audit.aggregate import DenialAggregator
-from auth_service.audit.chain import GENESIS, AuditRecord, seal, verify_records
+from auth_service.audit.chain import GENESIS, AuditRecord, EventFields, seal, verify_records
 from auth_service.audit.events import AuditLog, scrub
 from auth_service.audit.store import InvalidCursor, decode_cursor, encode_cursor
 
@@ -20,7 +20,7 @@ JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"
 def chain(n: int, chain_id: str = "c1") -> list[AuditRecord]:
     prev, out = GENESIS, []
     for seq in range(1, n + 1):
-        r = seal(
+        fields = EventFields(
             id=f"e{seq}",
             occurred_at=seq,
             type="logout",
@@ -35,10 +35,8 @@ def chain(n: int, chain_id: str = "c1") -> list[AuditRecord]:
             reason=None,
             details={"k": seq},
             count=1,
-            chain_id=chain_id,
-            seq=seq,
-            prev_hash=prev,
         )
+        r = seal(fields, chain_id=chain_id, seq=seq, prev_hash=prev)
         prev = r.hash
         out.append(r)
     return out
@@ -76,18 +74,13 @@ class TestChain:
     def test_hash_survives_a_jsonb_round_trip(self) -> None:
         """Scrubbed details re-encode identically after a JSON decode (as read from jsonb)."""
         details = scrub({"f": 1.5, "big": 2**60, "s": "x", "l": [True, None]})
-        r = seal(**_fields(chain(1)[0], details))
+        first = chain(1)[0]
+        fields = msgspec.structs.replace(first, details=details)
+        r = seal(fields, chain_id=first.chain_id, seq=first.seq, prev_hash=first.prev_hash)
         decoded = msgspec.json.decode(msgspec.json.encode(r.details))
         again = msgspec.structs.replace(r, details=decoded)
         (report,) = verify_records([again])
         assert report.broken is None
-
-
-def _fields(r: AuditRecord, details: dict[str, Any]) -> dict[str, Any]:
-    d = msgspec.structs.asdict(r)
-    d.pop("hash")
-    d["details"] = details
-    return d
 
 
 class Secret(msgspec.Struct):
@@ -132,8 +125,8 @@ class Sink:
     def __init__(self) -> None:
         self.events: list[dict[str, Any]] = []
 
-    def submit(self, **fields: Any) -> bool:
-        self.events.append(fields)
+    def submit(self, fields: EventFields) -> bool:
+        self.events.append(msgspec.structs.asdict(fields))
         return True
 
 
