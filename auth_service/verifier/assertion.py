@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from .jwks import JWKSCache
-from .tokens import BaseClaims, _audiences, _is_number, _JWTVerifier, _str, _strings
+from .tokens import BaseClaims, _JWTVerifier, _strings
 
 __all__ = ("AssertionClaims", "AssertionVerifier")
 
@@ -54,30 +54,15 @@ class AssertionClaims(BaseClaims, frozen=True, kw_only=True):
         Raises:
             ValueError: if ``exp`` is missing or not a number.
         """
-        exp, iat, client_roles, scope = (
-            raw.get("exp"),
-            raw.get("iat"),
-            raw.get("client_roles"),
-            raw.get("scope"),
-        )
-        if not _is_number(exp):
-            raise ValueError("exp must be a number")
+        client_roles = raw.get("client_roles")
         return cls(
-            raw=raw,
-            sub=_str(raw.get("sub")),
-            sid=_str(raw.get("sid")),
-            jti=_str(raw.get("jti")),
-            iss=_str(raw.get("iss")) or "",
-            exp=exp,
-            iat=iat if _is_number(iat) else None,
-            aud=_audiences(raw.get("aud")),
+            **cls._common(raw),
             realm_roles=_strings(raw.get("roles")),
             client_roles=(
                 {c: _strings(r) for c, r in client_roles.items()}
                 if isinstance(client_roles, dict)
                 else {}
             ),
-            scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
             amr=_strings(raw.get("amr")),
         )
 

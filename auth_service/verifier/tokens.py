@@ -189,6 +189,28 @@ class BaseClaims(msgspec.Struct, frozen=True, kw_only=True):
                 found[name] = value
         return found
 
+    @staticmethod
+    def _common(raw: dict[str, Any]) -> dict[str, Any]:
+        """The fields every claims type reads the same way (for ``from_raw``).
+
+        Raises:
+            ValueError: if ``exp`` is missing or not a number.
+        """
+        exp, iat, scope = raw.get("exp"), raw.get("iat"), raw.get("scope")
+        if not _is_number(exp):
+            raise ValueError("exp must be a number")
+        return {
+            "raw": raw,
+            "sub": _str(raw.get("sub")),
+            "sid": _str(raw.get("sid")),
+            "jti": _str(raw.get("jti")),
+            "iss": _str(raw.get("iss")) or "",
+            "exp": exp,
+            "iat": iat if _is_number(iat) else None,
+            "aud": _audiences(raw.get("aud")),
+            "scopes": frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
+        }
+
     def has_client_role(self, client: str, role: str) -> bool:
         """Whether ``role`` of ``client`` was granted."""
         return role in self.client_roles.get(client, ())
@@ -213,28 +235,16 @@ class Claims(BaseClaims, frozen=True, kw_only=True):
         Raises:
             ValueError: if ``exp`` is missing or not a number.
         """
-        exp, iat, aud = raw.get("exp"), raw.get("iat"), raw.get("aud")
-        if not _is_number(exp):
-            raise ValueError("exp must be a number")
         resource_access = raw.get("resource_access")
-        scope = raw.get("scope")
         azp = _str(raw.get("azp"))
         return cls(
-            raw=raw,
-            sub=_str(raw.get("sub")),
-            sid=_str(raw.get("sid")),
-            jti=_str(raw.get("jti")),
-            iss=_str(raw.get("iss")) or "",
-            exp=exp,
-            iat=iat if _is_number(iat) else None,
-            aud=_audiences(aud),
+            **cls._common(raw),
             realm_roles=_roles_of(raw.get("realm_access")),
             client_roles=(
                 {c: _roles_of(a) for c, a in resource_access.items()}
                 if isinstance(resource_access, dict)
                 else {}
             ),
-            scopes=frozenset(scope.split()) if isinstance(scope, str) else frozenset(),
             username=_str(raw.get("preferred_username")),
             email=_str(raw.get("email")),
             azp=azp,
