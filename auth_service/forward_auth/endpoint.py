@@ -132,8 +132,8 @@ class ForwardAuthEndpoint:
                 creds.bearer = True
                 text = token.strip().decode("latin-1")
                 try:
-                    auth = self.authenticator.cached(text)
-                    creds.identity = auth or await self.authenticator.verify_new(text)
+                    key, auth = self.authenticator.lookup(text)
+                    creds.identity = auth or await self.authenticator.verify_new(text, key)
                 except TokenRejected as exc:
                     creds.rejection = exc
         if not creds.bearer and self.sessions is not None:

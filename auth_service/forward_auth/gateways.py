@@ -10,6 +10,7 @@ Only translation happens here; a request we cannot read is a `GatewayError` (400
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
@@ -69,8 +70,9 @@ def _text(headers: Mapping[bytes, bytes], name: bytes) -> str | None:
     return text or None
 
 
-def _host_ok(host: str) -> bool:
-    return 0 < len(host) <= 255 and all(c.isalnum() or c in ".-:[]_" for c in host)
+_HOST = re.compile(r"[A-Za-z0-9.\-:\[\]_]{1,255}")
+"""A host (name, IPv4, ``[IPv6]``) with an optional port; IDNs arrive punycoded."""
+_CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
 
 
 def read_request(
@@ -104,12 +106,12 @@ def read_request(
         query = scope.get("query_string", b"")
         if query:
             target += "?" + query.decode("latin-1")
-    if host is None or not _host_ok(host):
+    if host is None or _HOST.fullmatch(host) is None:
         raise GatewayError("the original host is missing or malformed")
     if scheme not in ("http", "https"):
         raise GatewayError("the original scheme must be http or https")
     if not target.startswith("/"):
         raise GatewayError("the original URI must start with /")
-    if any(ord(c) < 0x21 or ord(c) == 0x7F for c in target):
+    if _CONTROL_OR_SPACE.search(target) is not None:
         raise GatewayError("the original URI contains control characters or spaces")
     return ForwardedRequest(method.upper(), scheme, host, target, headers)

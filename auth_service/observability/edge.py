@@ -67,19 +67,24 @@ class EdgeMiddleware:
         status = 500
         started = False
 
+        fast = self.fast_routes(scope["path"]) if self.fast_routes is not None else None
+
         async def send_with_id(message: Message) -> None:
             nonlocal status, started
             if message["type"] == "http.response.start":
                 started = True
                 status = message["status"]
-                headers = [h for h in message.get("headers", ()) if h[0].lower() != b"x-request-id"]
+                if fast is None:
+                    headers = [
+                        h for h in message.get("headers", ()) if h[0].lower() != b"x-request-id"
+                    ]
+                else:  # the lean routes hand over a list and never set the id themselves
+                    headers = message["headers"]
                 headers.append(rid_header)
                 message["headers"] = headers
             await send(message)
 
-        target = self.app
-        if self.fast_routes is not None:
-            target = self.fast_routes(scope["path"]) or self.app
+        target = fast or self.app
 
         traceparent = None
         for name, value in scope["headers"]:

@@ -2,18 +2,118 @@
 
 Each capability records into the `Metrics` object the app factory creates;
 ``GET /metrics`` renders the registry in the Prometheus text format.
+
+The per-request metrics (HTTP requests and latency, forward-auth decisions and
+latency, token-cache lookups) are `LoopCounter` and `LoopHistogram`: they are only
+ever updated on the worker's event loop thread, so an update is a plain attribute
+increment, where ``prometheus_client``'s own metrics take a lock per update (seven
+of them per forward-auth check). A collector turns them into ordinary metric
+families when ``/metrics`` is scraped.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left
+from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-__all__ = ("CONTENT_TYPE", "Metrics")
+__all__ = ("CONTENT_TYPE", "LoopCounter", "LoopHistogram", "Metrics")
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+
+class _Count:
+    __slots__ = ("value",)
+
+    def __init__(self) -> None:
+        self.value = 0.0
+
+    def inc(self, amount: float = 1.0) -> None:
+        self.value += amount
+
+
+class _Observations:
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)  # the last slot is above every bound (+Inf)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1  # first bound >= value: "le"
+        self.total += value
+
+
+class LoopCounter:
+    """A labelled counter updated from one thread (the event loop) without locking."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+        self.name = name.removesuffix("_total")
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.children: dict[tuple[str, ...], _Count] = {}
+
+    def labels(self, *values: str) -> _Count:
+        """The count of one label combination (create it at zero when new)."""
+        if len(values) != len(self.labelnames):
+            raise ValueError(f"{self.name} takes labels {self.labelnames}")
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = _Count()
+        return child
+
+    def family(self) -> Metric:
+        family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self.children.items()):
+            family.add_metric(values, child.value)
+        return family
+
+
+class LoopHistogram:
+    """A labelled histogram updated from one thread (the event loop) without locking."""
+
+    def __init__(
+        self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]
+    ) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.bounds = tuple(sorted(buckets))
+        self.children: dict[tuple[str, ...], _Observations] = {}
+
+    def labels(self, *values: str) -> _Observations:
+        """The observations of one label combination (create them empty when new)."""
+        if len(values) != len(self.labelnames):
+            raise ValueError(f"{self.name} takes labels {self.labelnames}")
+        child = self.children.get(values)
+        if child is None:
+            child = self.children[values] = _Observations(self.bounds)
+        return child
+
+    def family(self) -> Metric:
+        family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
+        for values, child in list(self.children.items()):
+            counts, running, buckets = list(child.counts), 0, []
+            for bound, count in zip((*self.bounds, float("inf")), counts, strict=True):
+                running += count
+                buckets.append(("+Inf" if bound == float("inf") else repr(bound), running))
+            family.add_metric(values, buckets, child.total)
+        return family
+
+
+class _LoopCollector(Collector):
+    def __init__(self, metrics: Sequence[LoopCounter | LoopHistogram]) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        for metric in self.metrics:
+            yield metric.family()
 
 
 class Metrics:
@@ -23,37 +123,44 @@ class Metrics:
         self.registry = CollectorRegistry()
         self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
-        self.http_requests = Counter(
+        self.http_requests = LoopCounter(
             "auth_http_requests_total",
             "HTTP requests by route template, method and status.",
             ("route", "method", "status"),
-            registry=r,
         )
-        self.http_latency = Histogram(
+        self.http_latency = LoopHistogram(
             "auth_http_request_duration_seconds",
             "HTTP request latency by route template.",
             ("route",),
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
         )
-        self.decisions = Counter(
+        self.decisions = LoopCounter(
             "auth_decisions_total",
             "Forward-auth decisions by endpoint, outcome and reason.",
             ("endpoint", "outcome", "reason"),
-            registry=r,
         )
-        self.decision_latency = Histogram(
+        self.decision_latency = LoopHistogram(
             "auth_decision_duration_seconds",
             "Forward-auth decision latency.",
             ("endpoint",),
-            buckets=_LATENCY_BUCKETS,
-            registry=r,
+            _LATENCY_BUCKETS,
+        )
+        self.token_cache = LoopCounter(
+            "auth_token_cache_total", "Verified-token cache lookups.", ("result",)
+        )
+        r.register(
+            _LoopCollector(
+                (
+                    self.http_requests,
+                    self.http_latency,
+                    self.decisions,
+                    self.decision_latency,
+                    self.token_cache,
+                )
+            )
         )
         self.jwks_fetches = Counter(
             "auth_jwks_fetches_total", "JWKS fetches by outcome.", ("outcome",), registry=r
-        )
-        self.token_cache = Counter(
-            "auth_token_cache_total", "Verified-token cache lookups.", ("result",), registry=r
         )
         self.revocations = Counter(
             "auth_revocations_total", "Revocations applied, by kind.", ("kind",), registry=r

@@ -48,6 +48,13 @@ def _percent_decode(raw: str) -> bytes | None:
     return bytes(out)
 
 
+_MEMO_SIZE = 4096
+"""Recently normalised paths kept per process (cleared when full: the paths are the clients')."""
+_MEMO_MAX_LENGTH = 256
+"""Longer paths are normalised every time rather than kept."""
+_memo: dict[str, str | None] = {}
+
+
 def normalize_path(raw: str) -> str | None:
     """Canonical form of a request path, or ``None`` when it must be refused (400).
 
@@ -57,15 +64,33 @@ def normalize_path(raw: str) -> str | None:
     percent-escapes, invalid UTF-8 or control characters after decoding, and
     anything not starting with ``/``, before or after decoding (absolute-form
     targets are split by the caller).
+
+    The function is pure, so the results for recent short paths are remembered.
     """
     cut = len(raw)
     for mark in ("?", "#"):
         pos = raw.find(mark)
         if pos != -1 and pos < cut:
             cut = pos
-    if cut > MAX_PATH_LENGTH or not raw.startswith("/"):
+    path = raw[:cut] if cut < len(raw) else raw
+    if cut > _MEMO_MAX_LENGTH:
+        return _normalize(path)
+    try:
+        return _memo[path]
+    except KeyError:
+        pass
+    result = _normalize(path)
+    if len(_memo) >= _MEMO_SIZE:
+        _memo.clear()
+    _memo[path] = result
+    return result
+
+
+def _normalize(raw: str) -> str | None:
+    """`normalize_path` of a path without query or fragment."""
+    if len(raw) > MAX_PATH_LENGTH or not raw.startswith("/"):
         return None
-    data = _percent_decode(raw[:cut])
+    data = _percent_decode(raw)
     if data is None:
         return None
     try:

@@ -26,8 +26,9 @@ cache slot, and refreshed roles arrive with a new access token, hence a new
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
-import secrets
+import os
 import time
 from collections.abc import Callable
 from typing import Any
@@ -45,7 +46,8 @@ __all__ = ("AssertionSigner",)
 
 log = structlog.get_logger("auth_service.tokens.assertion")
 
-_REGISTRY = jws.JWSRegistry(algorithms=["ES256"])
+_ES256 = jws.JWSRegistry(algorithms=["ES256"]).get_alg("ES256")
+"""joserfc's ES256: SHA-256, P-256, the signature as R || S (RFC 7518 §3.4)."""
 _AMR_PWD = ("pwd",)
 _AMR_OTP = ("pwd", "otp")
 _MAX_SLOTS = 64
@@ -56,6 +58,11 @@ _RESERVED = frozenset(
 """Claims an attribute may not set, not even below them."""
 _RETRY_INTERVAL = 2.0
 """Seconds between load attempts while no key ring has been loaded yet."""
+
+
+def _b64(data: bytes) -> bytes:
+    """Unpadded base64url (RFC 7515 §2)."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
 def _put(claims: dict[str, Any], path: str, value: object) -> None:
@@ -103,6 +110,7 @@ class AssertionSigner:
         self._clock = clock
         self._ring: KeyRing | None = None
         self._task: asyncio.Task[None] | None = None
+        self._heads: dict[str, bytes] = {}
 
     @property
     def ring(self) -> KeyRing | None:
@@ -211,7 +219,7 @@ class AssertionSigner:
             amr=list(_AMR_OTP if mfa else _AMR_PWD),
             iat=iat,
             exp=exp,
-            jti=secrets.token_urlsafe(16),
+            jti=_b64(os.urandom(16)).decode("ascii"),
         )
         if c.sub is not None:
             claims["sub"] = c.sub
@@ -219,10 +227,17 @@ class AssertionSigner:
             claims["sid"] = c.sid
         return claims
 
-    @staticmethod
-    def _sign(kid: str, key: ECKey, claims: dict[str, Any]) -> str:
-        header = {"alg": "ES256", "typ": "JWT", "kid": kid}
-        return jws.serialize_compact(header, msgspec.json.encode(claims), key, registry=_REGISTRY)
+    def _sign(self, kid: str, key: ECKey, claims: dict[str, Any]) -> str:
+        """The compact JWS: the header is the same for every assertion of a key."""
+        head = self._heads.get(kid)
+        if head is None:
+            _ES256.check_key(key)
+            head = _b64(msgspec.json.encode({"alg": "ES256", "typ": "JWT", "kid": kid})) + b"."
+            if len(self._heads) >= _MAX_SLOTS:
+                self._heads.clear()
+            self._heads[kid] = head
+        signing_input = head + _b64(msgspec.json.encode(claims))
+        return (signing_input + b"." + _b64(_ES256.sign(signing_input, key))).decode("ascii")
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         """``{"keys": [...]}``: the public keys downstream services verify assertions with."""

@@ -102,6 +102,10 @@ class Authenticator:
 
     def cached(self, token: str) -> Authenticated | None:
         """The cached identity of ``token``, without I/O; raises `TokenRejected` if known bad."""
+        return self.lookup(token)[1]
+
+    def lookup(self, token: str) -> tuple[bytes, Authenticated | None]:
+        """`cached`, also returning the token's cache key (hand it to `verify_new` on a miss)."""
         if len(token) > self.max_bytes:
             raise TokenRejected("token_too_large", "token exceeds 16 KiB")
         key = token_key(token)
@@ -111,12 +115,12 @@ class Authenticator:
             if bad is not None:
                 raise TokenRejected(*bad)
             self._misses.inc()
-            return None
+            return key, None
         self._hits.inc()
         claims = hit.claims
         if self.revocations.is_revoked(claims.sid, claims.jti):
             raise TokenRejected("token_revoked", _DESCRIPTIONS["token_revoked"])
-        return hit
+        return key, hit
 
     async def authenticate_bearer(self, authorization_header: str | None) -> Authenticated:
         """Authenticate an ``Authorization`` header (this service's own API endpoints)."""
@@ -134,14 +138,18 @@ class Authenticator:
             return hit
         return await self.verify_new(token)
 
-    async def verify_new(self, token: str) -> Authenticated:
-        """Verify a token that `cached` did not know (the caller checked the cache)."""
+    async def verify_new(self, token: str, key: bytes | None = None) -> Authenticated:
+        """Verify a token that `cached` did not know (the caller checked the cache).
+
+        ``key`` is the token's cache key when the caller has it from `lookup`.
+        """
         verifier = self.provider.verifier
         if verifier is None:
             raise DependencyUnavailable(
                 "identity provider keys are not available yet", reason="idp_unavailable"
             )
-        key = token_key(token)
+        if key is None:
+            key = token_key(token)
         try:
             claims = await verifier.verify(token)
         except TokenError as exc:

@@ -26,9 +26,11 @@ whose ``reason`` says which rule failed:
 
 The header is read first (one base64url decode and one msgspec parse) to pick the
 key and to refuse bad ``alg`` or header parameters before any cryptography runs.
-joserfc then verifies the signature with that single key and a registry that allows
-only the header's ``alg``; claims are parsed and checked only after that. The
-description of an error never contains the token.
+joserfc's algorithm object for that ``alg`` then checks that the key fits it (type,
+``use``, ``alg``) and verifies the signature over the first two segments, exactly as
+``jws.deserialize_compact`` would, without parsing the header a second time. Claims
+are parsed and checked only after that. The description of an error never contains
+the token.
 
 :class:`Claims` is built once per verified token; its accessors are plain
 attributes. Paths given to :meth:`Claims.claim` are dotted like Keycloak mapper
@@ -47,8 +49,8 @@ from functools import lru_cache
 from typing import Any, Final, Generic, Literal, TypeGuard, TypeVar
 
 import msgspec
-from joserfc import jws
-from joserfc.errors import BadSignatureError, JoseError, KeyParameterError
+from joserfc.errors import JoseError
+from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import Key
 from joserfc.jws import JWSRegistry
 
@@ -255,6 +257,8 @@ class Claims(BaseClaims, frozen=True, kw_only=True):
 _FORBIDDEN_HEADERS: Final = ("jku", "x5u", "jwk", "x5c", "crit", "b64")
 # jku/x5u/jwk/x5c would let the token name its own key; crit names extensions we do
 # not implement (RFC 7515 §4.1.11), and b64 (RFC 7797) changes what is signed.
+_STRING_HEADERS: Final = ("typ", "cty", "x5t", "x5t#S256")
+# The other registered header parameters (RFC 7515 §4.1): strings when present.
 
 C = TypeVar("C", bound=BaseClaims)
 
@@ -306,11 +310,11 @@ class _JWTVerifier(Generic[C]):
         self._accept_azp = accept_azp
         self._clock = clock
         self._claims_factory = claims_factory
-        # One registry per algorithm: joserfc then accepts exactly the alg we vetted.
-        # strict_check_header=False: unknown, non-critical header parameters are
-        # ignorable (RFC 7515 §4); the dangerous ones are refused before this.
-        self._registries = {
-            alg: JWSRegistry(algorithms=[alg], strict_check_header=False) for alg in algorithms
+        # joserfc's signature algorithm for each allowed alg. Unknown, non-critical
+        # header parameters are ignorable (RFC 7515 §4); the dangerous ones and
+        # mistyped registered ones are refused by _check_header before any of this.
+        self._algs: dict[str, JWSAlgModel] = {
+            alg: JWSRegistry(algorithms=[alg]).get_alg(alg) for alg in algorithms
         }
 
     async def verify(self, token: str) -> C:
@@ -352,18 +356,30 @@ class _JWTVerifier(Generic[C]):
         for name in _FORBIDDEN_HEADERS:
             if name in header:
                 raise TokenError("forbidden_header", f"header parameter {name!r} is refused")
+        for name in _STRING_HEADERS:
+            if name in header and not isinstance(header[name], str):
+                raise TokenError("malformed", f"header parameter {name!r} is not a string")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise TokenError("malformed", "header has no kid")
         return alg, kid
 
     def _verify_signed(self, token: str, alg: str, key: Key) -> C:
+        """Signature, then claims; ``token`` already passed `_check_header`."""
+        model = self._algs[alg]
+        header_segment, payload_segment, signature_segment = token.split(".")
         try:
-            payload = jws.deserialize_compact(token, key, registry=self._registries[alg]).payload
-        except (BadSignatureError, KeyParameterError):
-            raise TokenError("bad_signature", "signature does not verify") from None
+            payload = _b64url_decode(payload_segment)
+        except ValueError:
+            raise TokenError("malformed", "payload is not base64url") from None
+        try:
+            signature = _b64url_decode(signature_segment)
+            model.check_key(key)  # an RSA key never verifies HS256, an EC key never RS256
+            valid = model.verify(f"{header_segment}.{payload_segment}".encode(), signature, key)
         except (JoseError, ValueError, TypeError):
-            raise TokenError("malformed", "token cannot be decoded") from None
+            valid = False
+        if not valid:
+            raise TokenError("bad_signature", "signature does not verify")
         try:
             raw = msgspec.json.decode(payload)
         except msgspec.DecodeError:

@@ -18,6 +18,9 @@ import httpx
 import msgspec
 import pytest
 from cryptography.hazmat.primitives import serialization
+from joserfc import jwt
+from joserfc.errors import BadSignatureError
+from joserfc.jwk import KeySet
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -356,6 +359,20 @@ class TestAssertion:
         assert claims.raw["org"] == {"site": "paris"}
         assert claims.iat == T0 and claims.exp == T0 + TTL
         assert claims.jti and len(claims.jti) >= 16
+
+    async def test_joserfc_checked_api_accepts_it(
+        self, signer: AssertionSigner, settings: Settings, clock: FakeClock
+    ) -> None:
+        """The lean signing path yields what joserfc's own JWT decoding accepts, key by key."""
+        token = signer.issue(authenticated(), AUDIENCE, mfa=False)
+        key_set = KeySet.import_key_set(signer.jwks())
+        decoded = jwt.decode(token, key_set, algorithms=["ES256"])
+        assert decoded.header == header_of(token)
+        assert decoded.claims["aud"] == AUDIENCE and decoded.claims["amr"] == ["pwd"]
+        assert decoded.claims["iss"] == settings.public_url
+        tampered = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        with pytest.raises(BadSignatureError):
+            jwt.decode(tampered, key_set, algorithms=["ES256"])
 
     async def test_reused_while_more_than_half_its_lifetime_remains(
         self, signer: AssertionSigner, clock: FakeClock
