@@ -46,62 +46,23 @@ def main() -> None:
 @click.option("--port", type=int, default=None, help="Port (default AUTH_PORT).")
 @click.option("--workers", type=int, default=None, help="Worker processes (default AUTH_WORKERS).")
 def serve(host: str | None, port: int | None, workers: int | None) -> None:
-    """Run the HTTP service with uvicorn (uvloop + httptools).
+    """Run the HTTP service on granian, one process per worker (`auth_service.server`).
 
     SIGTERM/SIGINT shut down gracefully (in-flight requests finish, the audit
     queue is flushed); SIGHUP reloads the policy in every worker without
     restarting them.
     """
-    import uvicorn
-
+    from auth_service import server
     from auth_service.observability.logging import configure_logging
 
     settings = _settings_or_exit()
     configure_logging(fmt=settings.log_format, level=settings.log_level)
-    config = uvicorn.Config(
-        "auth_service.asgi:app_from_env",
-        factory=True,
-        host=host or settings.host,
-        port=settings.port if port is None else port,
-        workers=workers or settings.workers,
-        loop="uvloop",
-        http="httptools",
-        lifespan="on",
-        access_log=False,
-        log_config=None,
-        server_header=False,
-        proxy_headers=False,
-        timeout_graceful_shutdown=30,
+    server.run(
+        host or settings.host,
+        settings.port if port is None else port,
+        workers or settings.workers,
+        settings.log_level,
     )
-    if config.workers > 1:
-        _supervisor()(config, sockets=[config.bind_socket()]).run()
-        return
-    server = uvicorn.Server(config)
-    server.run()
-    if not server.started:
-        sys.exit(3)
-
-
-def _supervisor() -> Any:
-    """uvicorn's multi-process supervisor, forwarding SIGHUP to the workers.
-
-    uvicorn's own SIGHUP handling replaces every worker; a worker started
-    against an invalid policy file would then fail. Forwarding lets each worker
-    reload in place, refusing an invalid file and keeping the policy it has.
-    """
-    import os
-    import signal
-
-    from uvicorn.supervisors import Multiprocess
-
-    class PolicyReloadingSupervisor(Multiprocess):
-        def handle_hup(self) -> None:
-            for worker in self.processes:
-                pid = worker.process.pid
-                if pid is not None:
-                    os.kill(pid, signal.SIGHUP)
-
-    return PolicyReloadingSupervisor
 
 
 @main.command()

@@ -189,22 +189,24 @@ def auth_service(e2e_env: dict[str, str]) -> Iterator[ServiceProcess]:
 
 @pytest.fixture(scope="session")
 def demo_app() -> Iterator[str]:
-    """The demo downstream app under uvicorn; yields its base URL."""
+    """The demo downstream app under granian, as `make dev` runs it; yields its base URL."""
     port = free_port()
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
-            "uvicorn",
-            "--app-dir",
+            "granian",
+            "--interface",
+            "asgi",
+            "--working-dir",
             str(DEMO_DIR),
-            "app:app",
             "--host",
             "127.0.0.1",
             "--port",
             str(port),
             "--log-level",
             "warning",
+            "app:app",
         ],
         cwd=ROOT,
     )
