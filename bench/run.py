@@ -6,13 +6,17 @@ What runs, all on loopback over real HTTP:
 2. tokens minted there: one repeated token, and enough distinct valid tokens that
    every request of the "new token" scenario carries a token the service has never
    seen (so each one costs a signature check; bench/mint.lua mints them with wrk);
-3. ``auth-service`` (database ``auth_bench``, migrated; access log off), one uvicorn
-   worker pinned to CPU 0 with ``taskset -c 0``; wrk pinned to CPU 1;
-4. each scenario after a short warm-up: repeated token, then a new token per request
-   (bench/tokens.lua rotates through the list); the service's token-cache counters
-   are read before and after to prove every request of the second one was a miss;
-5. the same for bench/baseline_app.py (FastAPI + python-keycloak ``decode_token``
-   with ``key=``), same server setup, same pinning, same wrk settings;
+3. ``auth-service serve --workers 1`` (granian; database ``auth_bench``, migrated;
+   access log off) and the baseline(s), bench/baseline_app.py (FastAPI +
+   python-keycloak ``decode_token`` with ``key=``, uvicorn), each one process pinned
+   to CPU 0 with ``taskset -c 0``; wrk pinned to CPU 1;
+4. a warm-up of each, then interleaved rounds (the order rotating): in each round
+   every server gets a slice of the repeated-token load and of the new-token load
+   (bench/tokens.lua; each round of ours has its own unused tokens), so the
+   machine's drift hits all of them alike; the service's token-cache counters are
+   read around each new-token slice to prove every request was a miss;
+5. the rounds added up per server (req/s over the whole time, median p50/p99) and
+   the ratio in each round, to show the spread;
 6. a table of req/s, p50 and p99, the ratios and PASS/FAIL against the targets;
    then, if present, ``bench/audit_writer.py --events 100000``.
 
@@ -36,6 +40,7 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -45,7 +50,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
@@ -441,6 +446,7 @@ class TokenFiles:
     warm: Path
     main: Path
     main_count: int = 0
+    per_round: int = 0
 
     def ensure(self, count: int) -> None:
         """Make ``main`` hold at least ``count`` tokens (minting more if needed)."""
@@ -452,32 +458,86 @@ class TokenFiles:
         self.main_count += append_lines(self.minted, self.main, have)
 
 
-def measure(
-    name: str,
-    base: str,
+@dataclass
+class Server:
+    """One server under test and the loads measured against it, round by round."""
+
+    name: str
+    base: str
+    is_ours: bool
+    repeated: list[Load] = field(default_factory=list)
+    fresh: list[Load] = field(default_factory=list)
+    cache_hits: float | None = None
+
+    @property
+    def url(self) -> str:
+        return f"{self.base}/authz/auth-request"
+
+    def results(self) -> Results:
+        return Results(combine(self.repeated), combine(self.fresh), self.cache_hits)
+
+
+def combine(loads: Sequence[Load]) -> Load:
+    """Rounds as one load: total requests over total time; median p50 and p99 of the rounds."""
+    seconds = sum(load.requests / load.rps for load in loads if load.rps)
+    requests = sum(load.requests for load in loads)
+    return Load(
+        rps=requests / seconds if seconds else 0.0,
+        requests=requests,
+        p50_ms=statistics.median(load.p50_ms for load in loads),
+        p99_ms=statistics.median(load.p99_ms for load in loads),
+        errors=sum(load.errors for load in loads),
+        non_2xx=sum(load.non_2xx for load in loads),
+        wraps=sum(load.wraps for load in loads),
+    )
+
+
+def measure_all(
+    servers: Sequence[Server],
     cfg: WrkConfig,
     args: argparse.Namespace,
     token: str,
     tokens: TokenFiles,
-    *,
-    is_ours: bool,
-) -> Results:
-    url = f"{base}/authz/auth-request"
-    print(f"  {name}: warm-up {args.warmup:g}s, repeated token {args.duration:g}s ...", flush=True)
-    run_wrk(cfg, url, args.warmup, token=token)
-    repeated = run_wrk(cfg, url, args.duration, token=token)
-    print(f"  {name}: warm-up {args.warmup:g}s, new token per request {args.duration:g}s ...")
-    warm = run_wrk(cfg, url, args.warmup, token_file=tokens.warm)
-    if is_ours:  # never a repeated token for ours: enough for the run at the warm-up's rate
-        tokens.ensure(math.ceil(warm.rps * args.duration * 1.25))
-    before = cache_counters(base) if is_ours else {}
-    fresh = run_wrk(cfg, url, args.duration, token_file=tokens.main)
-    result = Results(repeated, fresh)
-    if is_ours:
-        after = cache_counters(base)
-        if after:
-            result.cache_hits = after.get("hit", 0.0) - before.get("hit", 0.0)
-    return result
+    work: Path,
+) -> None:
+    """Warm every server up, then measure them in interleaved rounds.
+
+    The machine's speed drifts by tens of percent within a minute, so each server
+    is measured a little at a time, in turn (the order rotating every round), and
+    the rounds are added up: a slow spell hits every server about equally.
+    Each new-token round of ours gets tokens of its own, never seen before.
+    """
+    rounds = args.rounds
+    seconds = max(1, round(args.duration / rounds))
+    for server in servers:
+        print(f"  {server.name}: warm-up {args.warmup:g}s + {args.warmup:g}s ...", flush=True)
+        run_wrk(cfg, server.url, args.warmup, token=token)
+        warm = run_wrk(cfg, server.url, args.warmup, token_file=tokens.warm)
+        if server.is_ours:  # enough distinct tokens for every round at 1.5x the warm-up's rate
+            tokens.ensure(math.ceil(warm.rps * seconds * 1.5) * rounds)
+    per_round = tokens.main_count // rounds
+    files = []
+    for r in range(rounds):
+        path = work / f"round-{r + 1}.txt"
+        slice_file(tokens.main, path, r * per_round, (r + 1) * per_round)
+        files.append(path)
+    tokens.per_round = per_round
+    for r in range(rounds):
+        order = [*servers[r % len(servers) :], *servers[: r % len(servers)]]
+        print(
+            f"  round {r + 1}/{rounds}: {seconds}s repeated + {seconds}s new token per request,"
+            f" each of {', '.join(s.name for s in order)}",
+            flush=True,
+        )
+        for server in order:
+            server.repeated.append(run_wrk(cfg, server.url, seconds, token=token))
+            before = cache_counters(server.base) if server.is_ours else {}
+            server.fresh.append(run_wrk(cfg, server.url, seconds, token_file=files[r]))
+            if server.is_ours:
+                after = cache_counters(server.base)
+                if after:
+                    hits = after.get("hit", 0.0) - before.get("hit", 0.0)
+                    server.cache_hits = (server.cache_hits or 0.0) + hits
 
 
 def fmt_row(scenario: str, who: str, load: Load) -> str:
@@ -498,7 +558,7 @@ BASELINE_LABEL = {
 }
 
 
-def report(ours: Results, bases: Mapping[str, Results], main_tokens: int) -> bool:
+def report(ours: Results, bases: Mapping[str, Results], main_tokens: int, spread: str) -> bool:
     print()
     print("Results (GET /authz/auth-request, X-Original-URL " + ORIGINAL_URL + ")")
     head = ("scenario", "server", "req/s", "p50 ms", "p99 ms", "bad resp")
@@ -534,6 +594,8 @@ def report(ours: Results, bases: Mapping[str, Results], main_tokens: int) -> boo
             print(f"  {verdict(ok)}  {text}")
         print(f"  info  new token per request: p99 ratio {fp:.2f}")
         results += [ok for ok, _ in checks]
+    print()
+    print(spread)
 
     valid = True
     print()
@@ -549,8 +611,8 @@ def report(ours: Results, bases: Mapping[str, Results], main_tokens: int) -> boo
     if ours.fresh.wraps:
         valid = False
         print(
-            f"  INVALID  the {main_tokens} tokens were used up ({ours.fresh.requests} requests):"
-            " tokens repeated, so some requests were cache hits; raise --tokens"
+            f"  INVALID  a round used up its {main_tokens:,} tokens: tokens repeated,"
+            " so some requests were cache hits; raise --tokens"
         )
     if ours.cache_hits is not None:
         ok = ours.cache_hits == 0
@@ -596,7 +658,12 @@ def run_audit_writer(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--duration", type=float, default=10, help="seconds per scenario")
+    parser.add_argument(
+        "--duration", type=float, default=12, help="seconds per scenario and server, all rounds"
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=4, help="interleaved rounds the duration is split into"
+    )
     parser.add_argument("--warmup", type=float, default=2, help="warm-up seconds per scenario")
     parser.add_argument("--connections", type=int, default=32, help="wrk -c")
     parser.add_argument("--threads", type=int, default=1, help="wrk -t")
@@ -705,34 +772,9 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
         if status != 200:
             raise BenchError(f"auth-service answered {status} to a valid token: {headers}")
 
-    print()
-    print("Setup")
-    on_server = f"pinned to CPU {SERVER_CPU}" if pin else "NOT pinned"
-    on_load = f"pinned to CPU {LOAD_CPU}" if pin else "NOT pinned"
-    print(f"  server: 1 uvicorn worker (uvloop + httptools), {on_server}")
-    print(
-        f"  load:   wrk -t{cfg.threads} -c{cfg.connections}, {on_load},"
-        f" keep-alive, {args.duration:g} s per scenario after {args.warmup:g} s warm-up"
-    )
-    print(
-        "  ours:   auth-service, AUTH_ACCESS_LOG=false (no access log during the bench),"
-        " AUTH_LOG_LEVEL=warning, database auth_bench"
-    )
-    print(
-        "  baseline: bench/baseline_app.py, FastAPI + python-keycloak decode_token(key=JWKSet)"
-        f" on every request, no cache; endpoint shapes: {', '.join(args.baseline)}"
-    )
-    print(
-        "  tokens: 1 repeated; for the new-token runs a list of distinct ones, each used once"
-        " by ours (bench/tokens.lua), RS256, lifetime 1 h"
-    )
-    print()
-    print("Measuring", flush=True)
-    ours = measure("ours", ours_base, cfg, args, token, tokens, is_ours=True)
-    procs.stop("ours")
+    servers = [Server("ours", ours_base, is_ours=True)]
 
-    # 4. The baseline(s), same way.
-    bases: dict[str, Results] = {}
+    # 4. The baseline(s), started now and measured in the same rounds as ours.
     for handler in args.baseline:
         name = f"baseline-{handler}"
         port = free_port()
@@ -741,10 +783,48 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
         argv += ["--handler", handler, "--port", str(port)]
         proc = procs.start(name, pinned(SERVER_CPU, argv, pin))
         wait_baseline(base_url, proc, token)
-        bases[handler] = measure(name, base_url, cfg, args, token, tokens, is_ours=False)
-        procs.stop(name)
+        servers.append(Server(name, base_url, is_ours=False))
 
-    passed = report(ours, bases, tokens.main_count)
+    print()
+    print("Setup")
+    on_server = f"pinned to CPU {SERVER_CPU}" if pin else "NOT pinned"
+    on_load = f"pinned to CPU {LOAD_CPU}" if pin else "NOT pinned"
+    print(f"  servers: one worker each, {on_server}; only the one under load is busy")
+    print(
+        f"  load:   wrk -t{cfg.threads} -c{cfg.connections}, {on_load}, keep-alive;"
+        f" {args.rounds} interleaved rounds of {max(1, round(args.duration / args.rounds))} s"
+        f" per scenario and server, after {args.warmup:g} s warm-ups"
+    )
+    print(
+        "  ours:   auth-service serve --workers 1 (granian), AUTH_ACCESS_LOG=false"
+        " (no access log during the bench), AUTH_LOG_LEVEL=warning, database auth_bench"
+    )
+    print(
+        "  baseline: bench/baseline_app.py, FastAPI + python-keycloak decode_token(key=JWKSet)"
+        " on every request, no cache, uvicorn (uvloop + httptools);"
+        f" endpoint shapes: {', '.join(args.baseline)}"
+    )
+    print(
+        "  tokens: 1 repeated; for the new-token runs a list of distinct ones per round, each"
+        " used once by ours (bench/tokens.lua), RS256, lifetime 1 h"
+    )
+    print()
+    print("Measuring", flush=True)
+    measure_all(servers, cfg, args, token, tokens, work)
+    for server in servers:
+        procs.stop(server.name)
+
+    ours = servers[0].results()
+    bases = {s.name.removeprefix("baseline-"): s.results() for s in servers[1:]}
+    spread = ["Ratio of req/s in each round (ours / baseline), showing the machine's drift"]
+    for server in servers[1:]:
+        for label, mine, theirs in (
+            ("repeated", servers[0].repeated, server.repeated),
+            ("new token", servers[0].fresh, server.fresh),
+        ):
+            ratios = " ".join(f"{a.rps / b.rps:.2f}x" for a, b in zip(mine, theirs, strict=True))
+            spread.append(f"  {server.name:<15} {label:<10} {ratios}")
+    passed = report(ours, bases, tokens.per_round, "\n".join(spread))
     run_audit_writer(args)
     print()
     print("bench: all targets met" if passed else "bench: TARGETS MISSED (see FAIL/INVALID above)")
