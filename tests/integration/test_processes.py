@@ -206,3 +206,30 @@ def test_sighup_reloads_the_policy_in_every_worker_without_restarts(
         wait_until(lambda: svc.logs().count('"event":"policy_refused"') >= 2, 5, "refusals")
         assert statuses("c-") == {403}  # the previous valid policy stays in force
         assert set(_requests_by_pid(svc.logs(), "c-")) <= pids  # same workers, none restarted
+
+
+def test_oversized_input_through_the_real_server(
+    idp: FakeKeycloak, idp_env: dict[str, str]
+) -> None:
+    """A 17 KiB token is our 401; a header block the server will not buffer is its 431.
+
+    Neither costs the worker anything: a valid token passes right after.
+    """
+    token = idp.mint_access_token("alice")
+    with ServiceProcess(idp_env) as svc:
+        wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready")
+        url = f"{svc.url}/authz/auth-request"
+        with httpx.Client(timeout=5) as c:
+            r = c.get(url, headers={**ORIGINAL, "Authorization": "Bearer " + "a" * (17 * 1024)})
+            assert r.status_code == 401
+            assert r.json()["reason"] == "token_too_large"
+            assert 'error="invalid_token"' in r.headers["www-authenticate"]
+            assert r.headers["x-request-id"]
+        with httpx.Client(timeout=5) as c:
+            r = c.get(url, headers={**ORIGINAL, "X-Junk": "a" * (1024 * 1024)})
+            assert r.status_code == 431
+        with httpx.Client(timeout=5) as c:
+            r = c.get(url, headers={**ORIGINAL, **{f"X-H{i}": "v" for i in range(150)}})
+            assert r.status_code == 431
+        ok = httpx.get(url, timeout=5, headers={**ORIGINAL, "Authorization": f"Bearer {token}"})
+        assert ok.status_code == 200 and ok.headers["x-auth-user"] == "alice"
