@@ -257,6 +257,8 @@ class Claims(BaseClaims, frozen=True, kw_only=True):
 _FORBIDDEN_HEADERS: Final = ("jku", "x5u", "jwk", "x5c", "crit", "b64")
 # jku/x5u/jwk/x5c would let the token name its own key; crit names extensions we do
 # not implement (RFC 7515 §4.1.11), and b64 (RFC 7797) changes what is signed.
+_MEMO_SIZE: Final = 64
+"""Remembered header segments and key checks per verifier; cleared when full."""
 _STRING_HEADERS: Final = ("typ", "cty", "x5t", "x5t#S256")
 # The other registered header parameters (RFC 7515 §4.1): strings when present.
 
@@ -316,6 +318,10 @@ class _JWTVerifier(Generic[C]):
         self._algs: dict[str, JWSAlgModel] = {
             alg: JWSRegistry(algorithms=[alg]).get_alg(alg) for alg in algorithms
         }
+        self._headers: dict[str, tuple[str, str]] = {}
+        """Header segments that passed `_parse_header`: ``(alg, kid)``."""
+        self._fitting: dict[tuple[str, int], Key] = {}
+        """Keys that passed joserfc's ``check_key`` per alg (kept, so their ids stay unique)."""
 
     async def verify(self, token: str) -> C:
         """Verify ``token`` and return its claims; raise :class:`TokenError` otherwise.
@@ -342,8 +348,19 @@ class _JWTVerifier(Generic[C]):
             raise TokenError("token_too_large", f"token exceeds {self.max_bytes} bytes")
         if token.count(".") != 2:
             raise TokenError("malformed", "not a JWS in compact serialization")
+        segment = token[: token.index(".")]
+        known = self._headers.get(segment)
+        if known is not None:  # every token of one signing key has the same header
+            return known
+        checked = self._parse_header(segment)
+        if len(self._headers) >= _MEMO_SIZE:
+            self._headers.clear()
+        self._headers[segment] = checked
+        return checked
+
+    def _parse_header(self, segment: str) -> tuple[str, str]:
         try:
-            header = msgspec.json.decode(_b64url_decode(token[: token.index(".")]))
+            header = msgspec.json.decode(_b64url_decode(segment))
         except ValueError:  # binascii.Error and msgspec.DecodeError are ValueErrors
             raise TokenError("malformed", "header is not base64url-encoded JSON") from None
         if not isinstance(header, dict):
@@ -374,7 +391,11 @@ class _JWTVerifier(Generic[C]):
             raise TokenError("malformed", "payload is not base64url") from None
         try:
             signature = _b64url_decode(signature_segment)
-            model.check_key(key)  # an RSA key never verifies HS256, an EC key never RS256
+            if self._fitting.get((alg, id(key))) is not key:
+                model.check_key(key)  # an RSA key never verifies HS256, an EC key never RS256
+                if len(self._fitting) >= _MEMO_SIZE:
+                    self._fitting.clear()
+                self._fitting[(alg, id(key))] = key
             valid = model.verify(f"{header_segment}.{payload_segment}".encode(), signature, key)
         except (JoseError, ValueError, TypeError):
             valid = False
