@@ -249,6 +249,36 @@ class TestSignatureAndHeader:
         assert await reason(verifier, token) == "forbidden_header"
 
 
+class TestRemembered:
+    """Header segments and key checks are remembered; answers stay the same."""
+
+    async def test_a_refused_header_is_refused_again_the_same_way(
+        self, verifier: TokenVerifier
+    ) -> None:
+        token = forge({"alg": "RS256", "kid": "rsa-1", "jku": "https://e/"}, access_claims(), None)
+        assert [await reason(verifier, token) for _ in range(3)] == ["forbidden_header"] * 3
+
+    async def test_a_known_header_does_not_vouch_for_the_rest(
+        self, verifier: TokenVerifier
+    ) -> None:
+        """Same header as a valid token: a swapped payload still fails, a good token passes."""
+        good = sign(access_claims(), rsa_key())
+        assert (await verifier.verify(good)).sub == access_claims()["sub"]
+        header, _, signature = good.split(".")
+        other = forge({"alg": "RS256"}, access_claims(sub="mallory"), None).split(".")[1]
+        assert await reason(verifier, f"{header}.{other}.{signature}") == "bad_signature"
+        assert await reason(verifier, f"{header}.{other}.") == "bad_signature"
+        again = sign(access_claims(jti="second"), rsa_key())
+        assert again.split(".")[0] == header
+        assert (await verifier.verify(again)).jti == "second"
+
+    async def test_the_memory_is_bounded(self, verifier: TokenVerifier) -> None:
+        for i in range(200):
+            token = forge({"alg": "RS256", "kid": f"k{i}"}, access_claims(), None)
+            assert await reason(verifier, token) == "unknown_kid"
+        assert len(verifier._headers) <= tokens_module._MEMO_SIZE
+
+
 class TestMalformed:
     @pytest.mark.parametrize(
         "token",
