@@ -23,6 +23,10 @@ Signals, to the supervisor:
   has. granian's own SIGHUP handling would replace the workers instead, and a
   worker started against an invalid policy file would not come up.
 
+A worker that dies (killed, crashed) is replaced by a new one; one that dies
+again within a few seconds of being replaced means it cannot start, and the
+supervisor exits non-zero rather than looping.
+
 granian's log records go through the root logger, so they come out as JSON like
 everything else (`auth_service.observability.logging`).
 """
@@ -83,6 +87,7 @@ def run(host: str, port: int, workers: int, log_level: str) -> None:
         log_dictconfig=_LOGGING,
         log_access=False,
         workers_kill_timeout=KILL_TIMEOUT,
+        respawn_failed_workers=True,
         factory=True,
     )
     server.serve()

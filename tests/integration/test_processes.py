@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -233,3 +234,45 @@ def test_oversized_input_through_the_real_server(
             assert r.status_code == 431
         ok = httpx.get(url, timeout=5, headers={**ORIGINAL, "Authorization": f"Bearer {token}"})
         assert ok.status_code == 200 and ok.headers["x-auth-user"] == "alice"
+
+
+def _workers(svc: ServiceProcess) -> set[int]:
+    assert svc.proc is not None
+    pid = svc.proc.pid
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return {int(c) for c in children}
+
+
+def test_a_killed_worker_is_replaced(idp: FakeKeycloak, idp_env: dict[str, str]) -> None:
+    """kill -9 of a worker: the supervisor starts another, and checks pass again."""
+    token = idp.mint_access_token("alice")
+    headers = {**ORIGINAL, "Authorization": f"Bearer {token}"}
+    with ServiceProcess(idp_env) as svc:
+        wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready")
+        (worker,) = _workers(svc)
+        os.kill(worker, signal.SIGKILL)
+        wait_until(lambda: bool(_workers(svc) - {worker}), 15, "a new worker")
+
+        def ready() -> bool:
+            try:
+                return _ready(svc.url).status_code == 200
+            except httpx.HTTPError:  # nobody listening between the two workers
+                return False
+
+        wait_until(ready, 20, "ready again")
+        r = httpx.get(f"{svc.url}/authz/auth-request", headers=headers, timeout=5)
+        assert r.status_code == 200 and r.headers["x-auth-user"] == "alice"
+        assert svc.proc is not None and svc.proc.poll() is None
+
+
+def test_a_worker_that_cannot_start_stops_the_server(
+    idp_env: dict[str, str], tmp_path: Path
+) -> None:
+    """An unreadable policy fails the lifespan: one retry, then exit 1, no endless respawning."""
+    policy = tmp_path / "policy.toml"
+    policy.write_text("rules = [")
+    svc = ServiceProcess({**idp_env, "AUTH_POLICY_FILE": str(policy)})
+    with pytest.raises(AssertionError, match="exited early"):
+        svc.start(timeout=30)
+    assert svc.proc is not None and svc.proc.wait(5) == 1
+    assert "Worker crash loop detected" in svc.logs()
