@@ -165,7 +165,7 @@ def configure_logging(
 
 
 class _StructlogHandler(logging.Handler):
-    """Sends stdlib records (libraries, uvicorn) through structlog: JSON and redacted."""
+    """Sends stdlib records (libraries, granian) through structlog: JSON and redacted."""
 
     def emit(self, record: logging.LogRecord) -> None:
         log = structlog.get_logger(record.name)
