@@ -47,6 +47,7 @@ __all__ = (
     "ROOT",
     "DevError",
     "DevPorts",
+    "demo_command",
     "dev_command",
     "dev_environment",
     "find_nginx",
@@ -142,6 +143,26 @@ def render_nginx(
         text = (nginx_dir / f"{name}.template").read_text(encoding="utf-8")
         (runtime_dir / name).write_text(render_template(text, values), encoding="utf-8")
     return runtime_dir / "nginx.conf"
+
+
+def demo_command(python: str, port: int) -> list[str]:
+    """The demo downstream app on ``127.0.0.1:port`` under granian (as docker-compose runs it)."""
+    return [
+        python,
+        "-m",
+        "granian",
+        "--interface",
+        "asgi",
+        "--working-dir",
+        str(DEMO_DIR),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--log-level",
+        "warning",
+        "app:app",
+    ]
 
 
 def nginx_command(nginx: str, conf: Path, *, test: bool = False) -> list[str]:
@@ -458,22 +479,7 @@ def build_children(
         ),
         Child(
             "demo",
-            [
-                py,
-                "-m",
-                "granian",
-                "--interface",
-                "asgi",
-                "--working-dir",
-                str(DEMO_DIR),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(ports.demo),
-                "--log-level",
-                "warning",
-                "app:app",
-            ],
+            demo_command(py, ports.demo),
             ready=lambda: _http_ok(f"http://127.0.0.1:{ports.demo}/"),
         ),
         Child(

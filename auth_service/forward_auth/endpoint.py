@@ -118,8 +118,8 @@ class ForwardAuthEndpoint:
         await _send(send, verdict)
         endpoint = dialect.value
         metrics = self.metrics
-        metrics.child(metrics.decisions, endpoint, verdict.outcome, verdict.reason or "").inc()
-        metrics.child(metrics.decision_latency, endpoint).observe(time.perf_counter() - start)
+        metrics.decisions.labels(endpoint, verdict.outcome, verdict.reason or "").inc()
+        metrics.decision_latency.labels(endpoint).observe(time.perf_counter() - start)
         if verdict.audit and self.on_decision is not None:
             self.on_decision(verdict, req, scope)
 

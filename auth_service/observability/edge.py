@@ -115,8 +115,8 @@ class EdgeMiddleware:
             route = scope.get("path_template") or scope.get("auth_route") or "unmatched"
             elapsed = time.perf_counter() - start
             metrics = self.metrics
-            metrics.child(metrics.http_requests, route, scope["method"], str(status)).inc()
-            metrics.child(metrics.http_latency, route).observe(elapsed)
+            metrics.http_requests.labels(route, scope["method"], str(status)).inc()
+            metrics.http_latency.labels(route).observe(elapsed)
             if span is not None:
                 span.update_name(f"{scope['method']} {route}")
                 span.set_attribute("http.request.method", scope["method"])

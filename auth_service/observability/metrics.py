@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -50,23 +50,42 @@ class _Observations:
         self.total += value
 
 
-class LoopCounter:
+C = TypeVar("C", _Count, _Observations)
+
+
+class _Labelled(Generic[C]):
+    """Label combinations → their cell, created on first use; a dict lookup per update."""
+
+    def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
+        self.name = name
+        self.documentation = documentation
+        self.labelnames = tuple(labelnames)
+        self.children: dict[tuple[str, ...], C] = {}
+
+    def _new(self) -> C:
+        raise NotImplementedError
+
+    def labels(self, *values: str) -> C:
+        """The cell of one label combination (created empty when new)."""
+        child = self.children.get(values)
+        if child is None:
+            if len(values) != len(self.labelnames):
+                raise ValueError(f"{self.name} takes labels {self.labelnames}")
+            child = self.children[values] = self._new()
+        return child
+
+    def family(self) -> Metric:
+        raise NotImplementedError
+
+
+class LoopCounter(_Labelled[_Count]):
     """A labelled counter updated from one thread (the event loop) without locking."""
 
     def __init__(self, name: str, documentation: str, labelnames: Sequence[str]) -> None:
-        self.name = name.removesuffix("_total")
-        self.documentation = documentation
-        self.labelnames = tuple(labelnames)
-        self.children: dict[tuple[str, ...], _Count] = {}
+        super().__init__(name.removesuffix("_total"), documentation, labelnames)
 
-    def labels(self, *values: str) -> _Count:
-        """The count of one label combination (create it at zero when new)."""
-        if len(values) != len(self.labelnames):
-            raise ValueError(f"{self.name} takes labels {self.labelnames}")
-        child = self.children.get(values)
-        if child is None:
-            child = self.children[values] = _Count()
-        return child
+    def _new(self) -> _Count:
+        return _Count()
 
     def family(self) -> Metric:
         family = CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -75,26 +94,17 @@ class LoopCounter:
         return family
 
 
-class LoopHistogram:
+class LoopHistogram(_Labelled[_Observations]):
     """A labelled histogram updated from one thread (the event loop) without locking."""
 
     def __init__(
         self, name: str, documentation: str, labelnames: Sequence[str], buckets: Sequence[float]
     ) -> None:
-        self.name = name
-        self.documentation = documentation
-        self.labelnames = tuple(labelnames)
+        super().__init__(name, documentation, labelnames)
         self.bounds = tuple(sorted(buckets))
-        self.children: dict[tuple[str, ...], _Observations] = {}
 
-    def labels(self, *values: str) -> _Observations:
-        """The observations of one label combination (create them empty when new)."""
-        if len(values) != len(self.labelnames):
-            raise ValueError(f"{self.name} takes labels {self.labelnames}")
-        child = self.children.get(values)
-        if child is None:
-            child = self.children[values] = _Observations(self.bounds)
-        return child
+    def _new(self) -> _Observations:
+        return _Observations(self.bounds)
 
     def family(self) -> Metric:
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
@@ -108,7 +118,7 @@ class LoopHistogram:
 
 
 class _LoopCollector(Collector):
-    def __init__(self, metrics: Sequence[LoopCounter | LoopHistogram]) -> None:
+    def __init__(self, metrics: Sequence[_Labelled[Any]]) -> None:
         self.metrics = metrics
 
     def collect(self) -> Iterator[Metric]:
@@ -121,7 +131,6 @@ class Metrics:
 
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self._children: dict[tuple[int, tuple[str, ...]], Any] = {}
         r = self.registry
         self.http_requests = LoopCounter(
             "auth_http_requests_total",
@@ -184,14 +193,6 @@ class Metrics:
             "auth_mfa_failures_total", "Rejected TOTP or recovery codes.", registry=r
         )
         self.mfa_lockouts = Counter("auth_mfa_lockouts_total", "MFA lockouts.", registry=r)
-
-    def child(self, metric: Any, *labels: str) -> Any:
-        """``metric.labels(*labels)``, cached: ``labels()`` costs microseconds per call."""
-        key = (id(metric), labels)
-        found = self._children.get(key)
-        if found is None:
-            found = self._children[key] = metric.labels(*labels)
-        return found
 
     def render(self) -> bytes:
         """The registry in Prometheus text format."""

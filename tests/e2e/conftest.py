@@ -22,7 +22,13 @@ from typing import Any
 import httpx
 import pytest
 
-from auth_service.devstack import DEMO_DIR, DevError, find_nginx, nginx_command, render_nginx
+from auth_service.devstack import (
+    DevError,
+    demo_command,
+    find_nginx,
+    nginx_command,
+    render_nginx,
+)
 from tests.conftest import DATA, REDIS_URL
 from tests.support.processes import ROOT, ServiceProcess, free_port, wait_until
 
@@ -192,22 +198,7 @@ def demo_app() -> Iterator[str]:
     """The demo downstream app under granian, as `make dev` runs it; yields its base URL."""
     port = free_port()
     proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "granian",
-            "--interface",
-            "asgi",
-            "--working-dir",
-            str(DEMO_DIR),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--log-level",
-            "warning",
-            "app:app",
-        ],
+        demo_command(sys.executable, port),
         cwd=ROOT,
     )
     url = f"http://127.0.0.1:{port}"
