@@ -35,6 +35,9 @@ from typing import Any
 
 import msgspec
 import structlog
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 from joserfc import jws
 from joserfc.jwk import ECKey
 
@@ -47,7 +50,8 @@ __all__ = ("AssertionSigner",)
 log = structlog.get_logger("auth_service.tokens.assertion")
 
 _ES256 = jws.JWSRegistry(algorithms=["ES256"]).get_alg("ES256")
-"""joserfc's ES256: SHA-256, P-256, the signature as R || S (RFC 7518 §3.4)."""
+"""joserfc's ES256, used to check that a key fits it (type, curve, ``use``, ``key_ops``)."""
+_ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _AMR_PWD = ("pwd",)
 _AMR_OTP = ("pwd", "otp")
 _MAX_SLOTS = 64
@@ -56,6 +60,9 @@ _RESERVED = frozenset(
     {"iss", "aud", "sub", "roles", "client_roles", "amr", "sid", "iat", "exp", "jti", "nbf", "typ"}
 )
 """Claims an attribute may not set, not even below them."""
+_SORTED_MAX = 1024
+_sorted_roles: dict[frozenset[str], tuple[str, ...]] = {}
+"""Role sets in claim order; every new token of a user repeats them."""
 _RETRY_INTERVAL = 2.0
 """Seconds between load attempts while no key ring has been loaded yet."""
 
@@ -63,6 +70,16 @@ _RETRY_INTERVAL = 2.0
 def _b64(data: bytes) -> bytes:
     """Unpadded base64url (RFC 7515 §2)."""
     return base64.urlsafe_b64encode(data).rstrip(b"=")
+
+
+def _in_order(roles: frozenset[str]) -> tuple[str, ...]:
+    """``roles`` sorted (msgspec encodes the tuple as a JSON array)."""
+    found = _sorted_roles.get(roles)
+    if found is None:
+        if len(_sorted_roles) >= _SORTED_MAX:
+            _sorted_roles.clear()
+        found = _sorted_roles[roles] = tuple(sorted(roles))
+    return found
 
 
 def _put(claims: dict[str, Any], path: str, value: object) -> None:
@@ -110,7 +127,7 @@ class AssertionSigner:
         self._clock = clock
         self._ring: KeyRing | None = None
         self._task: asyncio.Task[None] | None = None
-        self._heads: dict[str, bytes] = {}
+        self._heads: dict[str, tuple[ECKey, bytes, ec.EllipticCurvePrivateKey]] = {}
 
     @property
     def ring(self) -> KeyRing | None:
@@ -214,8 +231,8 @@ class AssertionSigner:
         claims.update(
             iss=self.issuer,
             aud=audience,
-            roles=sorted(c.realm_roles),
-            client_roles={client: sorted(r) for client, r in sorted(c.client_roles.items())},
+            roles=_in_order(c.realm_roles),
+            client_roles={client: _in_order(r) for client, r in sorted(c.client_roles.items())},
             amr=list(_AMR_OTP if mfa else _AMR_PWD),
             iat=iat,
             exp=exp,
@@ -228,16 +245,27 @@ class AssertionSigner:
         return claims
 
     def _sign(self, kid: str, key: ECKey, claims: dict[str, Any]) -> str:
-        """The compact JWS: the header is the same for every assertion of a key."""
-        head = self._heads.get(kid)
-        if head is None:
+        """The compact JWS (RFC 7515 §7.1) of ``claims`` under ES256.
+
+        What is the same for every assertion of a key is prepared once per ``kid``:
+        joserfc's ES256 checks that the key fits (P-256, may sign), and the encoded
+        header. Per assertion, OpenSSL signs (through ``cryptography``) and the DER
+        signature is laid out as R || S, 32 bytes each (RFC 7518 §3.4), which is
+        what joserfc's ``ESAlgorithm.sign`` does, minus its per-call key lookups.
+        """
+        prepared = self._heads.get(kid)
+        if prepared is None or prepared[0] is not key:
             _ES256.check_key(key)
+            native = key.get_op_key("sign")
+            assert isinstance(native, ec.EllipticCurvePrivateKey)
             head = _b64(msgspec.json.encode({"alg": "ES256", "typ": "JWT", "kid": kid})) + b"."
             if len(self._heads) >= _MAX_SLOTS:
                 self._heads.clear()
-            self._heads[kid] = head
-        signing_input = head + _b64(msgspec.json.encode(claims))
-        return (signing_input + b"." + _b64(_ES256.sign(signing_input, key))).decode("ascii")
+            prepared = self._heads[kid] = (key, head, native)
+        signing_input = prepared[1] + _b64(msgspec.json.encode(claims))
+        r, s = decode_dss_signature(prepared[2].sign(signing_input, _ECDSA_SHA256))
+        signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
+        return (signing_input + b"." + _b64(signature)).decode("ascii")
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         """``{"keys": [...]}``: the public keys downstream services verify assertions with."""

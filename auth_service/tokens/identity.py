@@ -34,19 +34,54 @@ def header_value(value: object) -> str:
     return quote(text, safe=_SAFE)
 
 
-def identity_headers(claims: Claims, claim_headers: Mapping[str, str]) -> list[tuple[bytes, bytes]]:
-    """The identity headers of CONTRACT §4 (all but ``X-Auth-MFA`` and the assertion)."""
+_RENDERED_MAX = 1024
+_RENDERED_LONGEST = 256
+_rendered: dict[str | frozenset[str], bytes] = {}
+"""Rendered header values of strings and role sets, shared by all tokens of a worker.
+
+Each new token repeats its user's name, e-mail, roles and attributes, so they are
+rendered once. Only ``str`` and ``frozenset`` keys: ``True``, ``1`` and ``1.0`` are
+equal as dict keys but render differently. Longer strings are rendered each time.
+"""
+
+
+def _render(value: str | frozenset[str]) -> bytes:
+    out = _rendered.get(value)
+    if out is None:
+        out = header_value(value).encode()
+        if len(_rendered) >= _RENDERED_MAX:
+            _rendered.clear()
+        _rendered[value] = out
+    return out
+
+
+def _render_str(value: str) -> bytes:
+    return _render(value) if len(value) <= _RENDERED_LONGEST else header_value(value).encode()
+
+
+def identity_headers(
+    claims: Claims,
+    claim_headers: Mapping[str, str],
+    attributes: Mapping[str, object] | None = None,
+) -> list[tuple[bytes, bytes]]:
+    """The identity headers of CONTRACT §4 (all but ``X-Auth-MFA`` and the assertion).
+
+    ``attributes`` are the values at the ``claim_headers`` paths when the caller has
+    them already (`BaseClaims.attributes`); otherwise they are read from ``claims``.
+    """
     headers: list[tuple[bytes, bytes]] = [
-        (b"x-auth-subject", header_value(claims.sub or "").encode()),
-        (b"x-auth-user", header_value(claims.username or "").encode()),
+        (b"x-auth-subject", _render_str(claims.sub or "")),
+        (b"x-auth-user", _render_str(claims.username or "")),
     ]
     if claims.email:
-        headers.append((b"x-auth-email", header_value(claims.email).encode()))
-    headers.append((b"x-auth-roles", header_value(sorted(claims.realm_roles)).encode()))
+        headers.append((b"x-auth-email", _render_str(claims.email)))
+    headers.append((b"x-auth-roles", _render(claims.realm_roles)))
     for path, name in claim_headers.items():
-        value = claims.claim(path)
-        if value is not MISSING and value is not None:
-            headers.append((name.lower().encode(), header_value(value).encode()))
+        value = claims.claim(path) if attributes is None else attributes.get(path, MISSING)
+        if value is MISSING or value is None:
+            continue
+        rendered = _render_str(value) if type(value) is str else header_value(value).encode()
+        headers.append((name.lower().encode(), rendered))
     return headers
 
 

@@ -92,6 +92,7 @@ class Authenticator:
         self.metrics = metrics
         self.needed_claims = needed_claims
         self.claim_headers = settings.claim_header_map
+        self._attribute_paths = {path: path for path in self.claim_headers}
         self.max_bytes = 16 * 1024
         self.cache: ExpiringCache[Authenticated] = ExpiringCache(settings.token_cache_size, clock)
         self.rejected: ExpiringCache[tuple[str, str]] = ExpiringCache(10_000, clock)
@@ -159,13 +160,12 @@ class Authenticator:
         missing = [c for c in self.needed_claims() if c not in claims.raw]
         if missing:
             claims = await self._complete(token, key, claims)
+        attributes = claims.attributes(self._attribute_paths)
         entry = Authenticated(
             claims=claims,
-            headers=identity_headers(claims, self.claim_headers),
+            headers=identity_headers(claims, self.claim_headers, attributes),
             key=key,
-            attributes={
-                p: v for p, v in claims.attributes({p: p for p in self.claim_headers}).items()
-            },
+            attributes=attributes,
         )
         self.cache.put(key, entry, claims.exp)
         return entry

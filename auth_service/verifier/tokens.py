@@ -120,7 +120,7 @@ def _str(value: object) -> str | None:
 
 def _strings(value: object) -> frozenset[str]:
     if isinstance(value, list):
-        return frozenset(v for v in value if isinstance(v, str))
+        return frozenset([v for v in value if isinstance(v, str)])
     return frozenset()
 
 
