@@ -108,13 +108,13 @@ class ForwardAuthEndpoint:
             verdict = decide(
                 dialect, req, creds, self.policy.current, public_url=self.public_url, rid=rid
             )
+            if verdict.identity is not None:  # signing the assertion may find no usable key
+                self._identity_headers(verdict, verdict.identity, req)
         except GatewayError as exc:
             verdict = _refusal(400, "bad_request", "bad_forwarded_request", str(exc), rid)
         except DependencyUnavailable as exc:
             verdict = _refusal(503, "unavailable", exc.reason, exc.detail, rid)
             verdict.headers.append((b"retry-after", b"5"))
-        if verdict.identity is not None and req is not None:
-            self._identity_headers(verdict, verdict.identity, req)
         await _send(send, verdict)
         endpoint = dialect.value
         metrics = self.metrics

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import base64
+import secrets
 
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from auth_service.app import create_app
-from auth_service.config import Settings
+from auth_service.config import Settings, load_settings
 from tests.fakes.keycloak import FakeKeycloak, StandInServer
 from tests.integration.forward_auth.conftest import auth_request
+from tests.support.processes import eventually
 
 
 async def test_rotation_new_kid_verifies_after_exactly_one_fetch_for_200_concurrent(
@@ -72,6 +75,30 @@ async def test_idp_never_reachable_answers_503_and_not_ready(settings: Settings)
         ready = await client.get("/health/ready")
         assert ready.status_code == 503
         assert ready.json()["oidc"] == "down"
+
+
+async def test_instance_that_cannot_decrypt_the_signing_key_answers_503(
+    service: AsyncTestClient[Litestar], idp: FakeKeycloak, idp_env: dict[str, str]
+) -> None:
+    """A valid token meets an instance whose AUTH_SECRET_KEYS cannot open the shared key.
+
+    The decision cannot carry its ``X-Auth-Assertion``: 503 with ``Retry-After`` and
+    ``reason`` ``signing_keys_unavailable``, never a 500 or a 200 without the assertion.
+    """
+    token = idp.mint_access_token()
+    assert (await auth_request(service, token=token)).status_code == 200  # the key exists
+    wrong = base64.b64encode(secrets.token_bytes(32)).decode()
+    other_settings = load_settings({**idp_env, "AUTH_SECRET_KEYS": f"k9:{wrong}"}, env_file=False)
+    app = create_app(other_settings, configure_logs=False)
+    async with AsyncTestClient(app, base_url="http://auth.test") as other:
+        components = app.state.resources.components
+        await eventually(lambda: components["oidc"].ready, "IdP discovery")
+        r = await auth_request(other, token=token)
+        assert r.status_code == 503
+        assert r.headers["retry-after"]
+        assert r.json()["reason"] == "signing_keys_unavailable"
+        assert "x-auth-assertion" not in r.headers
+    assert (await auth_request(service, token=token)).status_code == 200
 
 
 async def test_lightweight_token_is_completed_by_one_introspection(
