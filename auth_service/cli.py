@@ -62,6 +62,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         settings.port if port is None else port,
         workers or settings.workers,
         settings.log_level,
+        batch_scheduling=settings.batch_scheduling,
     )
 
 

@@ -89,6 +89,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Port `auth-service serve` listens on (``--port`` overrides)."""
     workers: int = 1
     """Worker processes of `auth-service serve` (``--workers`` overrides)."""
+    batch_scheduling: bool = True
+    """Run `auth-service serve` under Linux ``SCHED_BATCH`` (see the README's choices)."""
     log_format: Literal["json", "console"] = "json"
     """Log renderer: JSON lines or a human console format."""
     log_level: Literal["debug", "info", "warning", "error"] = "info"

@@ -796,8 +796,9 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
         f" per scenario and server, after {args.warmup:g} s warm-ups"
     )
     print(
-        "  ours:   auth-service serve --workers 1 (granian), AUTH_ACCESS_LOG=false"
-        " (no access log during the bench), AUTH_LOG_LEVEL=warning, database auth_bench"
+        "  ours:   auth-service serve --workers 1 (granian; SCHED_BATCH, its default),"
+        " AUTH_ACCESS_LOG=false (no access log during the bench), AUTH_LOG_LEVEL=warning,"
+        " database auth_bench"
     )
     print(
         "  baseline: bench/baseline_app.py, FastAPI + python-keycloak decode_token(key=JWKSet)"

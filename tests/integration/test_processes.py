@@ -276,3 +276,28 @@ def test_a_worker_that_cannot_start_stops_the_server(
         svc.start(timeout=30)
     assert svc.proc is not None and svc.proc.wait(5) == 1
     assert "Worker crash loop detected" in svc.logs()
+
+
+def _policies(svc: ServiceProcess) -> dict[int, int]:
+    """Scheduling policy of every thread of every worker, by thread id."""
+    found: dict[int, int] = {}
+    for worker in _workers(svc):
+        for task in Path(f"/proc/{worker}/task").iterdir():
+            found[int(task.name)] = os.sched_getscheduler(int(task.name))
+    return found
+
+
+@pytest.mark.parametrize(("setting", "policy"), [(None, os.SCHED_BATCH), ("false", os.SCHED_OTHER)])
+def test_workers_run_under_the_configured_scheduling_policy(
+    idp_env: dict[str, str], setting: str | None, policy: int
+) -> None:
+    """SCHED_BATCH by default for every thread of every worker (granian's too); off on request."""
+    env = dict(idp_env)
+    if setting is not None:
+        env["AUTH_BATCH_SCHEDULING"] = setting
+    with ServiceProcess(env, workers=2) as svc:
+        wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready")
+        policies = _policies(svc)
+        assert len(_workers(svc)) == 2
+        assert len(policies) > 2  # each worker runs granian's threads beside its own
+        assert set(policies.values()) == {policy}
