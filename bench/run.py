@@ -2,7 +2,8 @@
 
 What runs, all on loopback over real HTTP:
 
-1. the Keycloak stand-in (``python -m tests.fakes.keycloak``) on a free port;
+1. the Keycloak stand-in (``python -m tests.fakes.keycloak --processes 2``) on a free
+   port, two processes with the same keys so that minting uses both cores;
 2. tokens minted there: one repeated token, and enough distinct valid tokens that
    every request of the "new token" scenario carries a token the service has never
    seen (so each one costs a signature check; bench/mint.lua mints them with wrk);
@@ -671,7 +672,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--tokens",
         type=int,
         default=0,
-        help="distinct tokens minted up front for the new-token run (default 4000/s of"
+        help="distinct tokens minted up front for the new-token run (default 6000/s of"
         " --duration; topped up after the warm-up when ours is faster)",
     )
     parser.add_argument(
@@ -717,10 +718,11 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
     cfg = WrkConfig(threads=args.threads, connections=args.connections, pin=pin)
     py = sys.executable
 
-    # 1. Keycloak stand-in (pinned next to the server: it is idle while loads run).
+    # 1. Keycloak stand-in: two processes sharing the realm's keys, not pinned, so that
+    # minting (an RSA signature per token) uses both cores; it is idle while loads run.
     argv = [py, "-m", "tests.fakes.keycloak", "--host", "127.0.0.1", "--port", "0"]
     standin = procs.start(
-        "standin", pinned(SERVER_CPU, [*argv, "--realm", "acme"], pin), stdout_pipe=True
+        "standin", [*argv, "--realm", "acme", "--processes", "2"], stdout_pipe=True
     )
     assert standin.stdout is not None
     lines: queue.Queue[str] = queue.Queue()
@@ -743,7 +745,7 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
     token = json.loads(body)["access_token"]
     # Distinct tokens for the new-token runs: an initial batch now (minting is cheaper
     # before the loads start), topped up after ours' warm-up if its rate needs more.
-    main_count = args.tokens or math.ceil(4000 * args.duration)
+    main_count = args.tokens or math.ceil(6000 * args.duration)
     warm_count = max(2000, math.ceil(3000 * args.warmup))
     tokens = TokenFiles(cfg, kc_base, work / "minted.txt", work / "warm.txt", work / "main.txt")
     print(f"Minting {warm_count + main_count:,} distinct access tokens at the stand-in ...")

@@ -1,7 +1,12 @@
 """Run the Keycloak stand-in as a process.
 
 ``python -m tests.fakes.keycloak --host 127.0.0.1 --port 8081 --realm acme
-[--public-base http://...] [--backchannel-url http://.../backchannel-logout]``
+[--public-base http://...] [--backchannel-url http://.../backchannel-logout] [--processes N]``
+
+``--processes N`` forks N processes after the realm (and its keys) exists, all
+accepting on the one socket: N cores mint tokens for ``make bench``. Each keeps its
+own state, so only stateless use is consistent then (minting, discovery, JWKS);
+rotating keys or ending sessions reaches one process only.
 
 Besides the realm endpoints it serves a control API (never under ``/realms``):
 
@@ -17,6 +22,7 @@ Besides the realm endpoints it serves a control API (never under ``/realms``):
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 from collections.abc import Sequence
 
@@ -41,6 +47,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=None,
         help="back-channel logout URL of the auth-service client",
     )
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        help="processes sharing the realm's keys and socket (stateless use only; default 1)",
+    )
     return parser.parse_args(argv)
 
 
@@ -60,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.backchannel_url:
         fake.clients["auth-service"].backchannel_logout_url = args.backchannel_url
     print(f"Keycloak stand-in ready: {base} issuer {fake.issuer}", flush=True)
+    for _ in range(args.processes - 1):
+        if os.fork() == 0:  # the child serves too; its parent goes on forking
+            break
     config = uvicorn.Config(fake.app, log_level="warning", lifespan="off", ws="none")
     uvicorn.Server(config).run(sockets=[sock])
 
