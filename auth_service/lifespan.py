@@ -11,6 +11,9 @@ import httpx
 import structlog
 from litestar import Litestar
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from auth_service.config import Settings
 from auth_service.resources import Resources
@@ -20,13 +23,22 @@ __all__ = ("lifespan",)
 log = structlog.get_logger("auth_service.lifespan")
 
 
-def _redis(settings: Settings) -> Redis:
+def redis_client(settings: Settings) -> Redis:
+    """The worker's Redis client.
+
+    Pooled connections outlive a Redis restart or failover as dead sockets; without
+    a retry, the first command on each of them failed (a 503 for that request) even
+    though Redis was back. A command that fails with a connection error is retried
+    once, at once, on a new connection: while Redis is really down that fails just
+    as fast (connection refused). Timeouts are not retried: a slow Redis must not
+    double a request's wait.
+    """
     return Redis.from_url(
         settings.redis_url,
         socket_connect_timeout=1.0,
         socket_timeout=2.0,
         health_check_interval=15,
-        retry_on_timeout=False,
+        retry=Retry(NoBackoff(), retries=1, supported_errors=(RedisConnectionError,)),
     )
 
 
@@ -52,7 +64,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     pg = await asyncpg.create_pool(
         settings.database_url, min_size=0, max_size=settings.db_pool_max, timeout=5.0
     )
-    redis = _redis(settings)
+    redis = redis_client(settings)
     owned_http = app.state.idp_http is None
     http = app.state.idp_http or httpx.AsyncClient(
         timeout=settings.idp_timeout, limits=httpx.Limits(max_connections=50)

@@ -14,6 +14,7 @@ from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import msgspec
+import structlog
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import Cookie, State
 from litestar.di import NamedDependency, Provide
@@ -121,7 +122,11 @@ def _failure(
     )
 
 
-def _store_down() -> DependencyUnavailable:
+log = structlog.get_logger("auth_service.oidc")
+
+
+def _store_down(exc: Exception) -> DependencyUnavailable:
+    log.warning("session_store_unavailable", error=exc.__class__.__name__, detail=str(exc)[:200])
     return DependencyUnavailable("session store unavailable", reason="session_store_unavailable")
 
 
@@ -150,8 +155,8 @@ class BrowserLoginController(Controller):
             url = await login.start(rd, binding)
         except AuthError as exc:
             return _failure(request, exc, None)
-        except (RedisError, OSError):
-            return _failure(request, _store_down(), None)
+        except (RedisError, OSError) as exc:
+            return _failure(request, _store_down(exc), None)
         return _redirect(url, [_cookie(login, name, binding, login.state_ttl)])
 
     @get("/callback")
@@ -165,8 +170,8 @@ class BrowserLoginController(Controller):
             result = await login.finish(params, binding, _client(request))
         except (LoginFailed, LoginRejected, DependencyUnavailable) as exc:
             return _failure(request, exc, f"{login.settings.public_url}/auth/login")
-        except (RedisError, OSError):
-            return _failure(request, _store_down(), f"{login.settings.public_url}/auth/login")
+        except (RedisError, OSError) as exc:
+            return _failure(request, _store_down(exc), f"{login.settings.public_url}/auth/login")
         sessions = provide_sessions(request.app.state)
         cookie = _cookie(login, sessions.cookie, result.session_id, None)
         return _redirect(await _after_login(request, result), [cookie])
@@ -239,8 +244,8 @@ class BrowserLoginController(Controller):
             raise BadRequest("logout_token is required", reason="invalid_logout_token")
         try:
             await login.backchannel(token, _client(request))
-        except (RedisError, OSError):
-            raise _store_down() from None
+        except (RedisError, OSError) as exc:
+            raise _store_down(exc) from None
         return Response(b"", headers={"Cache-Control": "no-store"})
 
 
@@ -252,8 +257,8 @@ async def _logout(
         url = await login.logout(session_id, rd, _client(request))
     except AuthError as exc:
         return _failure(request, exc, None)
-    except (RedisError, OSError):
-        return _failure(request, _store_down(), None)
+    except (RedisError, OSError) as exc:
+        return _failure(request, _store_down(exc), None)
     expired = _cookie(login, sessions.cookie, "", 0)
     return _redirect(url, [expired])
 
