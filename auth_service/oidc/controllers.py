@@ -40,6 +40,8 @@ from auth_service.tokens.service import Authenticator
 
 __all__ = ("BrowserLoginController", "UserInfo")
 
+log = structlog.get_logger("auth_service.oidc")
+
 _BINDING_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_")
 
 
@@ -120,9 +122,6 @@ def _failure(
         media_type="application/problem+json",
         headers={**exc.headers, "Cache-Control": "no-store"},
     )
-
-
-log = structlog.get_logger("auth_service.oidc")
 
 
 def _store_down(exc: Exception) -> DependencyUnavailable:

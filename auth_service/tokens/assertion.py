@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -60,9 +61,6 @@ _RESERVED = frozenset(
     {"iss", "aud", "sub", "roles", "client_roles", "amr", "sid", "iat", "exp", "jti", "nbf", "typ"}
 )
 """Claims an attribute may not set, not even below them."""
-_SORTED_MAX = 1024
-_sorted_roles: dict[frozenset[str], tuple[str, ...]] = {}
-"""Role sets in claim order; every new token of a user repeats them."""
 _RETRY_INTERVAL = 2.0
 """Seconds between load attempts while no key ring has been loaded yet."""
 
@@ -72,14 +70,13 @@ def _b64(data: bytes) -> bytes:
     return base64.urlsafe_b64encode(data).rstrip(b"=")
 
 
+@functools.lru_cache(maxsize=1024)
 def _in_order(roles: frozenset[str]) -> tuple[str, ...]:
-    """``roles`` sorted (msgspec encodes the tuple as a JSON array)."""
-    found = _sorted_roles.get(roles)
-    if found is None:
-        if len(_sorted_roles) >= _SORTED_MAX:
-            _sorted_roles.clear()
-        found = _sorted_roles[roles] = tuple(sorted(roles))
-    return found
+    """``roles`` sorted, remembered: every new token of a user repeats its role sets.
+
+    msgspec encodes the tuple as a JSON array.
+    """
+    return tuple(sorted(roles))
 
 
 def _put(claims: dict[str, Any], path: str, value: object) -> None:
@@ -127,7 +124,7 @@ class AssertionSigner:
         self._clock = clock
         self._ring: KeyRing | None = None
         self._task: asyncio.Task[None] | None = None
-        self._heads: dict[str, tuple[ECKey, bytes, ec.EllipticCurvePrivateKey]] = {}
+        self._signers: dict[str, tuple[ECKey, bytes, ec.EllipticCurvePrivateKey]] = {}
 
     @property
     def ring(self) -> KeyRing | None:
@@ -253,15 +250,15 @@ class AssertionSigner:
         signature is laid out as R || S, 32 bytes each (RFC 7518 §3.4), which is
         what joserfc's ``ESAlgorithm.sign`` does, minus its per-call key lookups.
         """
-        prepared = self._heads.get(kid)
+        prepared = self._signers.get(kid)
         if prepared is None or prepared[0] is not key:
             _ES256.check_key(key)
             native = key.get_op_key("sign")
             assert isinstance(native, ec.EllipticCurvePrivateKey)
             head = _b64(msgspec.json.encode({"alg": "ES256", "typ": "JWT", "kid": kid})) + b"."
-            if len(self._heads) >= _MAX_SLOTS:
-                self._heads.clear()
-            prepared = self._heads[kid] = (key, head, native)
+            if len(self._signers) >= _MAX_SLOTS:
+                self._signers.clear()
+            prepared = self._signers[kid] = (key, head, native)
         signing_input = prepared[1] + _b64(msgspec.json.encode(claims))
         r, s = decode_dss_signature(prepared[2].sign(signing_input, _ECDSA_SHA256))
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
