@@ -1,13 +1,13 @@
 """Process-wide resources the lifespan opens and closes, reached through `app.state`.
 
-Handlers receive them by dependency injection (`provide_resources`); nothing
+Handlers receive them by dependency injection (`provide_resources`); the
+capability services built on them are `auth_service.services.Services`. Nothing
 opens a connection at import time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import asyncpg
 import httpx
@@ -20,7 +20,7 @@ from auth_service.observability.metrics import Metrics
 __all__ = ("Resources", "provide_resources")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Resources:
     """Connections and shared services of one worker process."""
 
@@ -29,8 +29,6 @@ class Resources:
     pg: asyncpg.Pool
     redis: Redis
     http: httpx.AsyncClient
-    components: dict[str, Any] = field(default_factory=dict)
-    """Capability services registered by the lifespan (keyed by name)."""
 
 
 def provide_resources(state: State) -> Resources:

@@ -13,7 +13,7 @@
     metrics.py     queue depth, spool size, write latency, batches, failures
 
 `start_audit` is called once per worker by the wiring; it returns the
-`AuditLog` that the wiring registers as ``res.components["audit"]``.
+`AuditLog` that `auth_service.services.Services` holds as ``audit``.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ async def open_audit(
     shutdown_timeout: float = 10.0,
 ) -> AsyncIterator[AuditLog]:
     """Run an `AuditLog` and its writer for the duration of the block (flushes on exit)."""
-    metrics = metrics or AuditMetrics()
+    metrics = AuditMetrics() if metrics is None else metrics
     writer = AuditWriter(pool, spool_root, config=config, metrics=metrics)
     await writer.start()
     audit = AuditLog(writer, aggregate_window=aggregate_window, metrics=metrics)

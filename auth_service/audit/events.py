@@ -2,7 +2,7 @@
 
 ::
 
-    audit: AuditLog = res.components["audit"]
+    audit: AuditLog = services.audit  # auth_service.services.Services
     audit.emit("mfa.failure", outcome="failure", actor_sub=sub, source_ip=ip,
                reason="wrong_code", details=MfaFailureDetails(attempts=3))
 

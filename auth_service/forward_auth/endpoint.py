@@ -51,11 +51,6 @@ class SessionResolver(Protocol):
     async def resolve(self, session_id: str) -> Authenticated: ...
 
 
-class _NoMfa:
-    def is_verified(self, sid: str | None) -> bool:
-        return False
-
-
 DecisionHook = Callable[[Verdict, ForwardedRequest | None, MutableMapping[str, Any]], None]
 
 
@@ -77,8 +72,8 @@ class ForwardAuthEndpoint:
         policy: PolicyHolder,
         metrics: Metrics,
         *,
+        mfa: MfaStatus,
         assertions: AssertionIssuer | None = None,
-        mfa: MfaStatus | None = None,
         sessions: SessionResolver | None = None,
         on_decision: DecisionHook | None = None,
     ) -> None:
@@ -87,7 +82,8 @@ class ForwardAuthEndpoint:
         self.policy = policy
         self.metrics = metrics
         self.assertions = assertions
-        self.mfa: MfaStatus = mfa or _NoMfa()
+        # Never ``mfa or default``: `MfaState` has a length, and an empty one is falsy.
+        self.mfa = mfa
         self.sessions = sessions
         self.on_decision = on_decision
         self.public_url = settings.public_url

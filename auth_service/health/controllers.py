@@ -15,8 +15,10 @@ import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency, Provide
 
+from auth_service.deps import provide_services
 from auth_service.observability.metrics import CONTENT_TYPE
 from auth_service.resources import Resources, provide_resources
+from auth_service.services import Services
 
 __all__ = ("HealthController", "Readiness")
 
@@ -50,7 +52,10 @@ async def _bounded(check: Callable[[], Awaitable[object]], timeout: float) -> St
 class HealthController(Controller):
     """Operations endpoints; no authentication (the gateway should not expose them publicly)."""
 
-    dependencies = {"res": Provide(provide_resources, sync_to_thread=False)}
+    dependencies = {
+        "res": Provide(provide_resources, sync_to_thread=False),
+        "services": Provide(provide_services, sync_to_thread=False),
+    }
 
     @get("/health/live", cache_control=None)
     async def live(self) -> Liveness:
@@ -58,7 +63,9 @@ class HealthController(Controller):
         return Liveness()
 
     @get("/health/ready")
-    async def ready(self, res: NamedDependency[Resources]) -> Response[Readiness]:
+    async def ready(
+        self, res: NamedDependency[Resources], services: NamedDependency[Services]
+    ) -> Response[Readiness]:
         """200 when PostgreSQL, Redis and the IdP keys are usable, else 503."""
         timeout = res.settings.ready_timeout
 
@@ -69,8 +76,7 @@ class HealthController(Controller):
             return await res.redis.ping()
 
         async def oidc() -> object:
-            provider = res.components.get("oidc")
-            return bool(provider is not None and provider.ready)
+            return services.idp.ready
 
         pg_s, redis_s, oidc_s = await asyncio.gather(
             _bounded(pg, timeout), _bounded(redis, timeout), _bounded(oidc, timeout)

@@ -1,7 +1,6 @@
 """JSON API of CONTRACT §6 (``/mfa/totp``) and the admin reset.
 
-The caller is authenticated by a bearer token or, when the sessions capability
-is wired (``res.components["sessions"]``), by this service's session cookie.
+The caller is authenticated by a bearer token or by this service's session cookie.
 A cookie-authenticated state-changing request must be ``application/json``:
 browsers cannot send that cross-site without a CORS preflight this service
 never grants, which (with ``SameSite=Lax``) closes CSRF on the JSON API.
@@ -19,9 +18,9 @@ from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from auth_service.errors import BadRequest, DependencyUnavailable, NotAuthenticated
+from auth_service.deps import services_of
+from auth_service.errors import BadRequest, NotAuthenticated
 from auth_service.mfa.service import Caller, Enrollment, MfaService, TotpStatus
-from auth_service.resources import Resources
 from auth_service.tokens.guards import identity_of, requires_realm_role
 from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.service import bearer_challenge
@@ -69,12 +68,8 @@ class VerifyOut(msgspec.Struct):
 
 
 def mfa_service(request: Request[Any, Any, Any]) -> MfaService:
-    """The worker's `MfaService` (503 until wired)."""
-    res: Resources = request.app.state.resources
-    service: MfaService | None = res.components.get("mfa_service")
-    if service is None:
-        raise DependencyUnavailable("MFA is unavailable", reason="mfa_unavailable")
-    return service
+    """The worker's `MfaService`."""
+    return services_of(request).mfa
 
 
 def client_ip(request: Request[Any, Any, Any]) -> str | None:
@@ -94,20 +89,13 @@ async def authenticate_caller(request: Request[Any, Any, Any]) -> tuple[Authenti
     Raises:
         NotAuthenticated: neither is present or valid (``WWW-Authenticate: Bearer``).
     """
-    res: Resources = request.app.state.resources
+    services = services_of(request)
     authorization = request.headers.get("authorization")
     if authorization:
-        authenticator = res.components.get("authenticator")
-        if authenticator is None:
-            raise DependencyUnavailable("authentication unavailable", reason="authenticator_down")
-        return await authenticator.authenticate_bearer(authorization), "bearer"
-    sessions = res.components.get("sessions")
-    if sessions is not None:
-        name = sessions.cookie_name
-        session_id = request.cookies.get(name.decode() if isinstance(name, bytes) else name)
-        if session_id:
-            identity: Authenticated = await sessions.resolve(session_id)
-            return identity, "session"
+        return await services.authenticator.authenticate_bearer(authorization), "bearer"
+    session_id = request.cookies.get(services.sessions.cookie)
+    if session_id:
+        return await services.sessions.resolve(session_id), "session"
     raise NotAuthenticated(
         "a bearer token or a session is required",
         headers={"WWW-Authenticate": bearer_challenge()},

@@ -33,10 +33,10 @@ from litestar.params import FromQuery
 from litestar.response import Redirect
 
 from auth_service.config import Settings
+from auth_service.deps import services_of
 from auth_service.errors import AuthError, NotAuthenticated
 from auth_service.mfa.controllers import authenticate_caller, caller_from, mfa_service
 from auth_service.mfa.service import Caller
-from auth_service.resources import Resources
 
 __all__ = ("MfaPages", "csrf_token", "safe_redirect")
 
@@ -282,8 +282,7 @@ class MfaPages(Controller):
 
     @staticmethod
     def _settings(request: Request[Any, Any, Any]) -> Settings:
-        res: Resources = request.app.state.resources
-        return res.settings
+        return services_of(request).resources.settings
 
     async def _caller(self, request: Request[Any, Any, Any]) -> Caller | Response[Any]:
         try:

@@ -16,12 +16,13 @@ from urllib.parse import quote, urljoin, urlsplit
 import msgspec
 import structlog
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import Cookie, State
-from litestar.di import NamedDependency, Provide
+from litestar.datastructures import Cookie
+from litestar.di import NamedDependency
 from litestar.params import FromQuery
 from litestar.status_codes import HTTP_200_OK
 from redis.exceptions import RedisError
 
+from auth_service.deps import provide, services_of
 from auth_service.errors import AuthError, BadRequest, DependencyUnavailable, problem_body
 from auth_service.observability.request_id import request_id
 from auth_service.oidc.flows import (
@@ -58,18 +59,6 @@ class UserInfo(msgspec.Struct):
     """Configured custom attribute claims (``AUTH_CLAIM_HEADERS``), by claim path."""
     mfa: str
     """``totp`` when the session passed TOTP, else ``none``."""
-
-
-def provide_login(state: State) -> BrowserLogin:
-    """Dependency: the worker's `BrowserLogin`."""
-    login: BrowserLogin = state.resources.components["browser_login"]
-    return login
-
-
-def provide_sessions(state: State) -> SessionResolver:
-    """Dependency: the worker's `SessionResolver`."""
-    resolver: SessionResolver = state.resources.components["sessions"]
-    return resolver
 
 
 def _client(request: Request[Any, Any, Any]) -> ClientInfo:
@@ -133,10 +122,7 @@ class BrowserLoginController(Controller):
     """The browser login endpoints of CONTRACT §5 (MFA pages live in `auth_service.mfa`)."""
 
     path = "/auth"
-    dependencies = {
-        "login": Provide(provide_login, sync_to_thread=False),
-        "sessions": Provide(provide_sessions, sync_to_thread=False),
-    }
+    dependencies = provide("login", "sessions", "authenticator", "csrf")
 
     @get("/login")
     async def start_login(
@@ -160,7 +146,10 @@ class BrowserLoginController(Controller):
 
     @get("/callback")
     async def callback(
-        self, request: Request[Any, Any, Any], login: NamedDependency[BrowserLogin]
+        self,
+        request: Request[Any, Any, Any],
+        login: NamedDependency[BrowserLogin],
+        sessions: NamedDependency[SessionResolver],
     ) -> Response[Any]:
         """Complete the login: session cookie and 302 to the return URL."""
         params = {k: v for k, v in request.query_params.items() if isinstance(v, str)}
@@ -171,16 +160,17 @@ class BrowserLoginController(Controller):
             return _failure(request, exc, f"{login.settings.public_url}/auth/login")
         except (RedisError, OSError) as exc:
             return _failure(request, _store_down(exc), f"{login.settings.public_url}/auth/login")
-        sessions = provide_sessions(request.app.state)
         cookie = _cookie(login, sessions.cookie, result.session_id, None)
         return _redirect(await _after_login(request, result), [cookie])
 
     @get("/userinfo")
     async def userinfo(
-        self, request: Request[Any, Any, Any], sessions: NamedDependency[SessionResolver]
+        self,
+        request: Request[Any, Any, Any],
+        sessions: NamedDependency[SessionResolver],
+        authenticator: NamedDependency[Authenticator],
     ) -> Response[UserInfo]:
         """The caller's identity, from a bearer token or the session cookie."""
-        authenticator: Authenticator = request.app.state.resources.components["authenticator"]
         header = request.headers.get("authorization")
         session_id = request.cookies.get(sessions.cookie)
         if header is not None or not session_id:
@@ -198,17 +188,17 @@ class BrowserLoginController(Controller):
         rd: FromQuery[str | None] = None,
     ) -> Response[Any]:
         """End the session and 302 to the IdP's end-session endpoint."""
-        return await _logout(request, login, request.cookies.get(sessions.cookie), rd)
+        return await _logout(request, login, sessions, request.cookies.get(sessions.cookie), rd)
 
     @get("/logout/confirm")
     async def logout_confirm(
         self,
         request: Request[Any, Any, Any],
         sessions: NamedDependency[SessionResolver],
+        csrf: NamedDependency[CsrfTokens],
         rd: FromQuery[str | None] = None,
     ) -> Response[Any]:
         """A sign-out form (POST, CSRF-protected) for pages that link to it."""
-        csrf: CsrfTokens = request.app.state.resources.components["csrf"]
         session_id = request.cookies.get(sessions.cookie) or ""
         return logout_page(csrf.issue(session_id), rd)
 
@@ -218,10 +208,10 @@ class BrowserLoginController(Controller):
         request: Request[Any, Any, Any],
         login: NamedDependency[BrowserLogin],
         sessions: NamedDependency[SessionResolver],
+        csrf: NamedDependency[CsrfTokens],
     ) -> Response[Any]:
         """The sign-out form's target: checks the CSRF token, then logs out like ``GET``."""
         form = await request.form()
-        csrf: CsrfTokens = request.app.state.resources.components["csrf"]
         session_id = request.cookies.get(sessions.cookie)
         token = form.get("csrf_token")
         if not csrf.verify(session_id or "", token if isinstance(token, str) else None):
@@ -230,7 +220,9 @@ class BrowserLoginController(Controller):
             response.status_code = 403
             return response
         rd = form.get("rd")
-        return await _logout(request, login, session_id, rd if isinstance(rd, str) else None)
+        return await _logout(
+            request, login, sessions, session_id, rd if isinstance(rd, str) else None
+        )
 
     @post("/backchannel-logout", status_code=HTTP_200_OK)
     async def backchannel_logout(
@@ -249,9 +241,12 @@ class BrowserLoginController(Controller):
 
 
 async def _logout(
-    request: Request[Any, Any, Any], login: BrowserLogin, session_id: str | None, rd: str | None
+    request: Request[Any, Any, Any],
+    login: BrowserLogin,
+    sessions: SessionResolver,
+    session_id: str | None,
+    rd: str | None,
 ) -> Response[Any]:
-    sessions = provide_sessions(request.app.state)
     try:
         url = await login.logout(session_id, rd, _client(request))
     except AuthError as exc:
@@ -263,8 +258,7 @@ async def _logout(
 
 
 def _userinfo(request: Request[Any, Any, Any], auth: Authenticated) -> UserInfo:
-    mfa = request.app.state.resources.components.get("mfa")
-    verified = mfa is not None and bool(mfa.is_verified(auth.claims.sid))
+    verified = services_of(request).mfa_state.is_verified(auth.claims.sid)
     return UserInfo(
         sub=auth.subject,
         username=auth.claims.username,
@@ -283,21 +277,17 @@ async def _after_login(request: Request[Any, Any, Any], result: LoginResult) -> 
     return URL requires it; otherwise straight to ``rd``. If the TOTP store cannot
     be read the browser goes to ``rd``: forward-auth still enforces ``require_mfa``.
     """
-    res = request.app.state.resources
-    public = res.settings.public_url
-    needs_mfa = False
-    mfa_service = res.components.get("mfa_service")
-    if mfa_service is not None:
-        try:
-            needs_mfa = (await mfa_service.status(result.sub)).enrolled
-        except Exception:  # PostgreSQL down: do not block the login on it
-            needs_mfa = False
-    holder = res.components.get("policy")
-    if not needs_mfa and holder is not None:
+    services = services_of(request)
+    public = services.resources.settings.public_url
+    try:
+        needs_mfa = (await services.mfa.status(result.sub)).enrolled
+    except Exception:  # PostgreSQL down: do not block the login on it
+        needs_mfa = False
+    if not needs_mfa:
         target = urlsplit(urljoin(public + "/", result.redirect_to))
         path = normalize_path(target.path or "/")
         if path is not None:
-            match = holder.current.match("GET", target.hostname or "", path)
+            match = services.policy.current.match("GET", target.hostname or "", path)
             needs_mfa = match is not None and match.rule.require_mfa
     if needs_mfa:
         return f"{public}/auth/mfa?rd={quote(result.redirect_to, safe='')}"

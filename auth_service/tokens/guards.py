@@ -1,6 +1,6 @@
 """Litestar guards for this service's own API: a bearer token with a realm role.
 
-The authenticator is the worker's `Authenticator` (``res.components["authenticator"]``);
+The authenticator is the worker's `Authenticator` (`auth_service.services.Services`);
 the verified identity is stored in ``scope["state"]["identity"]`` for the handler.
 """
 
@@ -11,8 +11,8 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from auth_service.errors import AccessDenied, DependencyUnavailable
-from auth_service.resources import Resources
+from auth_service.deps import services_of
+from auth_service.errors import AccessDenied
 from auth_service.tokens.identity import Authenticated
 
 __all__ = ("identity_of", "requires_realm_role")
@@ -22,10 +22,7 @@ def requires_realm_role(role: str) -> Any:
     """Guard: a valid bearer token whose realm roles include ``role``."""
 
     async def guard(connection: ASGIConnection[Any, Any, Any, Any], _: BaseRouteHandler) -> None:
-        res: Resources = connection.app.state.resources
-        authenticator = res.components.get("authenticator")
-        if authenticator is None:
-            raise DependencyUnavailable("authentication unavailable", reason="authenticator_down")
+        authenticator = services_of(connection).authenticator
         identity = await authenticator.authenticate_bearer(connection.headers.get("authorization"))
         if role not in identity.realm_roles:
             raise AccessDenied(f"realm role {role!r} required", reason="missing_role")

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
-from auth_service.errors import NotAuthenticated
 from auth_service.migrations import apply_migrations
 from tests.conftest import ADMIN_DSN
 
@@ -50,26 +48,3 @@ def spool_root(tmp_path: Path) -> Path:
     root = tmp_path / "spool"
     root.mkdir()
     return root
-
-
-@dataclass(frozen=True)
-class FakeIdentity:
-    """The identity protocol the audit controller relies on."""
-
-    subject: str
-    realm_roles: frozenset[str]
-
-
-class FakeAuthenticator:
-    """Stand-in for the token service: ``Bearer <sub>:<role>,<role>`` is a valid token."""
-
-    async def authenticate_bearer(self, authorization_header: str | None) -> FakeIdentity:
-        if not authorization_header or not authorization_header.startswith("Bearer "):
-            raise NotAuthenticated(
-                "bearer token required",
-                headers={"WWW-Authenticate": 'Bearer realm="auth-service"'},
-            )
-        sub, _, roles = authorization_header[7:].partition(":")
-        if not sub:
-            raise NotAuthenticated("invalid token", reason="invalid_token")
-        return FakeIdentity(sub, frozenset(r for r in roles.split(",") if r))

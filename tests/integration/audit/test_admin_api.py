@@ -2,58 +2,47 @@
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
-from redis.asyncio import Redis
 
+from auth_service.app import create_app
 from auth_service.audit import AuditLog, open_audit
-from auth_service.audit.controllers import AuditController
-from auth_service.config import Settings
-from auth_service.errors import exception_handlers
-from auth_service.observability.metrics import Metrics
-from auth_service.resources import Resources
-from tests.conftest import REDIS_URL
-from tests.integration.audit.conftest import FakeAuthenticator
-
-AUDITOR = {"Authorization": "Bearer auditor-1:auth-auditor"}
+from auth_service.config import load_settings
+from auth_service.services import Services
+from tests.fakes.keycloak import FakeKeycloak
+from tests.support.processes import eventually
 
 
 @pytest.fixture
 async def api(
-    fresh_db: str, settings: Settings, spool_root: Path
-) -> AsyncIterator[tuple[AsyncTestClient[Litestar], AuditLog]]:
-    """The audit controller on a private database, with the fake authenticator and a writer.
-
-    The pool is opened by the app's lifespan so it lives on the loop that serves requests.
-    """
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(fresh_db, min_size=0, max_size=4)
-        redis = Redis.from_url(REDIS_URL)
-        http = httpx.AsyncClient()
-        res = Resources(settings=settings, metrics=Metrics(), pg=pool, redis=redis, http=http)
-        res.components["authenticator"] = FakeAuthenticator()
-        app.state.resources = res
-        async with open_audit(pool, spool_root, aggregate_window=0) as audit:
-            res.components["audit"] = audit
-            yield
-        await http.aclose()
-        await redis.aclose()
+    fresh_db: str, idp_env: dict[str, str], idp: FakeKeycloak, spool_root: Path
+) -> AsyncIterator[tuple[AsyncTestClient[Litestar], AuditLog, dict[str, str]]]:
+    """The app (built as ``serve`` builds it) on a private database, a writer of events into
+    that database, and the headers of the stand-in's auditor (``admin``)."""
+    settings = load_settings({**idp_env, "AUTH_DATABASE_URL": fresh_db}, env_file=False)
+    app = create_app(settings, configure_logs=False)
+    pool = await asyncpg.create_pool(fresh_db, min_size=0, max_size=4)
+    try:
+        async with (
+            open_audit(pool, spool_root, aggregate_window=0) as audit,
+            AsyncTestClient(app) as client,
+        ):
+            services: Services = app.state.services
+            await eventually(lambda: services.idp.ready, "IdP discovery")
+            auditor = {"Authorization": f"Bearer {idp.mint_access_token('admin')}"}
+            yield client, audit, auditor
+    finally:
         await pool.close()
 
-    app = Litestar([AuditController], exception_handlers=exception_handlers, lifespan=[lifespan])
-    async with AsyncTestClient(app) as client:
-        yield client, app.state.resources.components["audit"]
+
+Api = tuple[AsyncTestClient[Litestar], AuditLog, dict[str, str]]
 
 
 async def _emit_many(audit: AuditLog, n: int) -> list[str]:
@@ -66,37 +55,36 @@ async def _emit_many(audit: AuditLog, n: int) -> list[str]:
     return ids
 
 
-async def test_without_a_token_is_401(api: tuple[AsyncTestClient[Litestar], AuditLog]) -> None:
+async def test_without_a_token_is_401(api: Api) -> None:
     """No bearer token: 401 problem+json with WWW-Authenticate."""
-    client, _ = api
+    client, _, _ = api
     r = await client.get("/admin/audit-events")
     assert r.status_code == 401
     assert r.headers["content-type"] == "application/problem+json"
     assert r.headers["www-authenticate"].startswith("Bearer")
 
 
-async def test_without_the_auditor_role_is_403(
-    api: tuple[AsyncTestClient[Litestar], AuditLog],
-) -> None:
+async def test_without_the_auditor_role_is_403(api: Api, idp: FakeKeycloak) -> None:
     """A valid token without the realm role ``auth-auditor``: 403 with reason missing_role."""
-    client, _ = api
-    r = await client.get("/admin/audit-events", headers={"Authorization": "Bearer bob:auth-admin"})
+    client, _, _ = api
+    bob = {"Authorization": f"Bearer {idp.mint_access_token('bob')}"}
+    r = await client.get("/admin/audit-events", headers=bob)
     assert r.status_code == 403
     assert r.json()["reason"] == "missing_role"
 
 
 async def test_filters_by_type_subject_request_id_and_time(
-    api: tuple[AsyncTestClient[Litestar], AuditLog],
+    api: Api,
 ) -> None:
     """``type``, ``subject`` (actor or subject sub), ``request_id``, ``since``/``until`` filter."""
-    client, audit = api
+    client, audit, auditor = api
     audit.emit("mfa.failure", outcome="failure", actor_sub="carol", request_id="rid-c")
     audit.emit("mfa.admin_reset", outcome="success", actor_sub="admin", subject_sub="carol")
     audit.emit("login.success", outcome="success", actor_sub="dave", request_id="rid-d")
     assert await audit.sink.wait_idle(10)  # type: ignore[attr-defined]
 
     async def get(**params: str) -> list[dict[str, Any]]:
-        r = await client.get("/admin/audit-events", params=params, headers=AUDITOR)
+        r = await client.get("/admin/audit-events", params=params, headers=auditor)
         assert r.status_code == 200, r.text
         events: list[dict[str, Any]] = r.json()["events"]
         return events
@@ -113,10 +101,10 @@ async def test_filters_by_type_subject_request_id_and_time(
 
 
 async def test_pagination_has_no_gaps_or_repeats_while_events_arrive(
-    api: tuple[AsyncTestClient[Litestar], AuditLog],
+    api: Api,
 ) -> None:
     """Walking pages newest-first while new events keep arriving visits each old event once."""
-    client, audit = api
+    client, audit, auditor = api
     existing = await _emit_many(audit, 250)
     stop = threading.Event()
     inserted = 0
@@ -134,7 +122,7 @@ async def test_pagination_has_no_gaps_or_repeats_while_events_arrive(
     pages = 0
     while True:
         params = {"limit": "17", **({"cursor": cursor} if cursor else {})}
-        r = await client.get("/admin/audit-events", params=params, headers=AUDITOR)
+        r = await client.get("/admin/audit-events", params=params, headers=auditor)
         assert r.status_code == 200, r.text
         body = r.json()
         seen += [e["id"] for e in body["events"]]
@@ -149,9 +137,9 @@ async def test_pagination_has_no_gaps_or_repeats_while_events_arrive(
     assert set(existing) <= set(seen), "an event was skipped"
 
 
-async def test_bad_cursor_is_400(api: tuple[AsyncTestClient[Litestar], AuditLog]) -> None:
+async def test_bad_cursor_is_400(api: Api) -> None:
     """A cursor this service did not issue is a 400, not a 500."""
-    client, _ = api
-    r = await client.get("/admin/audit-events", params={"cursor": "!!nope"}, headers=AUDITOR)
+    client, _, auditor = api
+    r = await client.get("/admin/audit-events", params={"cursor": "!!nope"}, headers=auditor)
     assert r.status_code == 400
     assert r.json()["reason"] == "invalid_cursor"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-import pytest
+import msgspec
 
 from auth_service.config import Settings
 from tests.integration.mfa.conftest import FakeClock, MfaApp, User, enroll, mfa_app, verify
@@ -72,13 +72,12 @@ async def test_recovery_code_failures_count_too(
 async def test_count_is_shared_by_instances(
     idp_settings: Settings,
     clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
     make_user: Callable[..., User],
 ) -> None:
     """Two failures on one instance and three on another lock the user on both."""
     async with (
-        mfa_app(idp_settings, clock, monkeypatch) as a,
-        mfa_app(idp_settings, clock, monkeypatch) as b,
+        mfa_app(idp_settings, clock) as a,
+        mfa_app(idp_settings, clock) as b,
     ):
         user = make_user()
         await enroll(a.client, user, clock)
@@ -90,25 +89,26 @@ async def test_count_is_shared_by_instances(
 
 
 async def test_per_ip_limit_spans_users(
-    svc: MfaApp, make_user: Callable[..., User], monkeypatch: pytest.MonkeyPatch
+    idp_settings: Settings, clock: FakeClock, make_user: Callable[..., User]
 ) -> None:
-    """One source address failing for many users is locked by the per-IP counter."""
-    c = svc.client
-    lockout = svc.res.components["mfa_service"].lockout
-    monkeypatch.setattr(lockout, "ip", type(lockout.ip)(6, 900, 900))
-    users = [make_user() for _ in range(3)]
-    for u in users:
-        u.ip = users[0].ip
-        await enroll(c, u, svc.clock)
-    statuses = []
-    for u in users * 2:
-        statuses.append((await verify(c, u, _wrong_for(u, svc.clock))).status_code)
-    assert statuses == [400] * 5 + [429]
-    fresh = make_user()
-    fresh.ip = users[0].ip
-    r = await c.post("/mfa/totp/enrollment", headers=fresh.headers())
-    assert r.status_code == 201
-    r = await c.post(
-        "/mfa/totp/enrollment/confirm", json={"code": "123456"}, headers=fresh.headers()
-    )
-    assert r.status_code == 429
+    """One source address failing for many users is locked by the per-IP counter
+    (``AUTH_MFA_IP_MAX_FAILURES=6``)."""
+    settings = msgspec.structs.replace(idp_settings, mfa_ip_max_failures=6)
+    async with mfa_app(settings, clock) as svc:
+        c = svc.client
+        users = [make_user() for _ in range(3)]
+        for u in users:
+            u.ip = users[0].ip
+            await enroll(c, u, svc.clock)
+        statuses = []
+        for u in users * 2:
+            statuses.append((await verify(c, u, _wrong_for(u, svc.clock))).status_code)
+        assert statuses == [400] * 5 + [429]
+        fresh = make_user()
+        fresh.ip = users[0].ip
+        r = await c.post("/mfa/totp/enrollment", headers=fresh.headers())
+        assert r.status_code == 201
+        r = await c.post(
+            "/mfa/totp/enrollment/confirm", json={"code": "123456"}, headers=fresh.headers()
+        )
+        assert r.status_code == 429

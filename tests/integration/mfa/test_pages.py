@@ -98,7 +98,7 @@ async def test_form_without_valid_csrf_is_refused(
         follow_redirects=False,
     )
     assert r.status_code == 403
-    assert not svc.res.components["mfa"].is_verified(user.sid)
+    assert not svc.services.mfa_state.is_verified(user.sid)
 
 
 async def test_prompt_redirect_is_limited_to_allowed_hosts(

@@ -10,13 +10,13 @@ from litestar.testing import AsyncTestClient
 
 from tests.fakes.keycloak import FakeKeycloak
 from tests.integration.sessions.conftest import (
+    Events,
     audited,
     browser_login,
     forward_auth,
     session_cookie,
 )
 
-Events = list[tuple[str, str, str | None]]
 ORIGINAL = {"X-Original-URL": "https://app.test/orders/1", "X-Original-Method": "GET"}
 
 
