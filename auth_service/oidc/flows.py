@@ -14,8 +14,9 @@
 
 The protocol pieces come from libraries: authlib builds the authorization URL
 and token requests and makes the PKCE verifier/challenge and random values;
-joserfc verifies JWS signatures and registered claims. Keys come from the
-provider's JWKS cache, the same one that verifies access tokens.
+the JWS checks (header, key, signature, ``exp``/``nbf``/``iat``, ``iss``,
+``aud``) of ID and logout tokens are the verifier's (`auth_service.verifier`),
+the same code and key cache that verify access tokens.
 
 A login state is tied to the browser that started it: ``/auth/login`` sets a
 random *binding* cookie and the state record stores its SHA-256, so a state
@@ -25,10 +26,12 @@ random *binding* cookie and the state record stores its SHA-256, so a state
 from __future__ import annotations
 
 import hashlib
+import hmac
+import math
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeGuard
 
 import httpx
 import msgspec
@@ -38,15 +41,7 @@ from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from authlib.oidc.core.util import create_half_hash
-from joserfc import jws, jwt
-from joserfc.errors import (
-    BadSignatureError,
-    ExpiredTokenError,
-    InvalidClaimError,
-    JoseError,
-    MissingClaimError,
-)
-from joserfc.jwt import JWTClaimsRegistry
+from joserfc import jws
 from redis.asyncio import Redis
 
 from auth_service.config import Settings
@@ -58,6 +53,7 @@ from auth_service.sessions.resolver import AuditSink
 from auth_service.sessions.store import IdPTokens, SessionStore
 from auth_service.tokens.revocation import Revocations
 from auth_service.tokens.service import Authenticator, TokenRejected
+from auth_service.verifier import RealmJWTVerifier, TokenError
 
 __all__ = (
     "BACKCHANNEL_EVENT",
@@ -73,18 +69,14 @@ __all__ = (
 log = structlog.get_logger("auth_service.oidc")
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
-_FORBIDDEN_HEADERS = ("jku", "x5u", "jwk", "x5c", "crit")
-_LOGOUT_TYPS = frozenset({"logout+jwt", "application/logout+jwt", "jwt"})
-_CLAIM_REASONS = {
-    "iss": "wrong_issuer",
-    "aud": "wrong_audience",
-    "nonce": "nonce_mismatch",
-    "sub": "missing_sub",
-    "exp": "missing_exp",
-    "iat": "bad_iat",
-    "jti": "missing_jti",
-    "nbf": "token_not_yet_valid",
-}
+LOGOUT_TOKEN_MAX_AGE = 300
+"""Seconds a logout token's ``iat`` may lie in the past (plus leeway), CONTRACT §5."""
+_REASONS = {"missing_claim": "missing_exp"}
+"""Verifier reasons renamed for ID and logout tokens (the only required claim it checks)."""
+
+
+def _is_time(value: object) -> TypeGuard[float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
 class LoginFailed(BadRequest):
@@ -365,79 +357,39 @@ class BrowserLogin:
 
     # -- token validation ------------------------------------------------------------------
 
-    async def _verify_jws(self, token: str, *, typs: frozenset[str] | None) -> dict[str, Any]:
-        """Signature and header checks with joserfc; returns the claims."""
-        if not isinstance(token, str) or len(token) > 16 * 1024:
-            raise _TokenInvalid("malformed")
-        try:
-            header = jws.extract_compact(token.encode("ascii")).headers()
-        except (JoseError, ValueError, UnicodeError):
-            raise _TokenInvalid("malformed") from None
-        alg, kid = header.get("alg"), header.get("kid")
-        if not isinstance(alg, str) or alg not in self.settings.oidc_algorithms:
-            raise _TokenInvalid("unsupported_alg")
-        if any(name in header for name in _FORBIDDEN_HEADERS):
-            raise _TokenInvalid("forbidden_header")
-        if typs is not None:
-            typ = header.get("typ")
-            if not isinstance(typ, str) or typ.lower() not in typs:
-                raise _TokenInvalid("wrong_token_type")
-        if not isinstance(kid, str) or not kid:
-            raise _TokenInvalid("malformed")
-        jwks = self.provider.jwks
-        if jwks is None:
+    async def _verify(self, token: str, verifier: RealmJWTVerifier | None) -> dict[str, Any]:
+        """The realm's header, key, signature, time, ``iss`` and ``aud`` checks
+        (`auth_service.verifier`, the same as for access tokens); returns the claims."""
+        if verifier is None:
             raise DependencyUnavailable(
                 "identity provider keys unavailable", reason="idp_unavailable"
             )
-        key = await jwks.get_or_refresh(kid)
-        if key is None:
-            raise _TokenInvalid("unknown_kid")
         try:
-            decoded = jwt.decode(token, key, algorithms=[alg])
-        except BadSignatureError:
-            raise _TokenInvalid("bad_signature") from None
-        except (JoseError, ValueError, TypeError):
-            raise _TokenInvalid("malformed") from None
-        return dict(decoded.claims)
-
-    def _check_claims(self, claims: dict[str, Any], **options: Any) -> None:
-        registry = JWTClaimsRegistry(
-            leeway=self.settings.oidc_leeway,
-            iss={"essential": True, "value": self.settings.oidc_issuer},
-            aud={"essential": True, "value": self.client_id},
-            iat={"essential": True},
-            **options,
-        )
-        try:
-            registry.validate(claims)
-        except ExpiredTokenError:
-            raise _TokenInvalid("token_expired") from None
-        except (InvalidClaimError, MissingClaimError) as exc:
-            raise _TokenInvalid(_CLAIM_REASONS.get(exc.claim, f"bad_{exc.claim}")) from None
-        except (JoseError, ValueError, TypeError):
-            raise _TokenInvalid("bad_claims") from None
-        now = time.time()
-        if (
-            not isinstance(claims["iat"], int | float)
-            or claims["iat"] > now + self.settings.oidc_leeway
-        ):
-            raise _TokenInvalid("bad_iat")
-        aud = claims["aud"]
-        if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != self.client_id:
-            raise _TokenInvalid("wrong_audience")
+            return await verifier.verify(token)
+        except TokenError as exc:
+            raise _TokenInvalid(_REASONS.get(exc.reason, exc.reason)) from None
 
     async def validate_id_token(
         self, id_token: str, *, nonce: str, access_token: str | None
     ) -> dict[str, Any]:
         """ID token checks of OIDC Core §3.1.3.7: signature, alg, iss, aud/azp, exp, iat, nonce,
-        ``typ`` ``ID`` when present, ``at_hash`` when present."""
-        claims = await self._verify_jws(id_token, typs=None)
-        self._check_claims(
-            claims,
-            sub={"essential": True},
-            exp={"essential": True},
-            nonce={"essential": True, "value": nonce},
-        )
+        ``typ`` ``ID`` when present, ``at_hash`` when present.
+
+        The JWS part is the verifier's (`auth_service.verifier.RealmJWTVerifier`).
+        """
+        claims = await self._verify(id_token, self.provider.id_tokens)
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise _TokenInvalid("missing_sub")
+        if not _is_time(claims.get("iat")):
+            raise _TokenInvalid("bad_iat")
+        token_nonce = claims.get("nonce")
+        if not isinstance(token_nonce, str) or not hmac.compare_digest(
+            token_nonce.encode(), nonce.encode()
+        ):
+            raise _TokenInvalid("nonce_mismatch")
+        aud = claims["aud"]
+        if isinstance(aud, list) and len(aud) > 1 and claims.get("azp") != self.client_id:
+            raise _TokenInvalid("wrong_audience")
         if "typ" in claims and claims["typ"] != "ID":
             raise _TokenInvalid("wrong_token_type")
         at_hash = claims.get("at_hash")
@@ -526,6 +478,30 @@ class BrowserLogin:
 
     # -- back-channel logout ---------------------------------------------------------------
 
+    def _logout_claims(self, claims: dict[str, Any]) -> tuple[str | None, str | None, str, float]:
+        """The logout-token checks of Back-Channel Logout 1.0 §2.6 beyond the JWS ones:
+        ``iat`` present and at most `LOGOUT_TOKEN_MAX_AGE` (+ leeway) old, the event,
+        no ``nonce``, ``sid`` or ``sub``, a ``jti``; returns ``(sid, sub, jti, exp)``."""
+        iat, exp = claims.get("iat"), claims["exp"]  # the verifier required a numeric exp
+        if not _is_time(iat):
+            raise _TokenInvalid("bad_iat")
+        if time.time() - iat > LOGOUT_TOKEN_MAX_AGE + self.settings.oidc_leeway:
+            raise _TokenInvalid("iat_too_old")
+        if claims.get("typ", "Logout") != "Logout":
+            raise _TokenInvalid("wrong_token_type")
+        events = claims.get("events")
+        if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_EVENT), dict):
+            raise _TokenInvalid("missing_event")
+        if "nonce" in claims:
+            raise _TokenInvalid("nonce_present")
+        sid, sub = claims.get("sid"), claims.get("sub")
+        if not isinstance(sid, str | None) or not isinstance(sub, str | None) or not (sid or sub):
+            raise _TokenInvalid("missing_sid_and_sub")
+        jti = claims.get("jti")
+        if not isinstance(jti, str) or not jti or len(jti) > 256:
+            raise _TokenInvalid("missing_jti")
+        return sid, sub, jti, float(exp)
+
     async def backchannel(self, logout_token: str, client: ClientInfo) -> int:
         """OIDC Back-Channel Logout 1.0; returns how many sessions ended.
 
@@ -534,32 +510,14 @@ class BrowserLogin:
             DependencyUnavailable: keys or Redis unavailable (the IdP will log a failure).
         """
         try:
-            claims = await self._verify_jws(logout_token, typs=_LOGOUT_TYPS)
-            self._check_claims(claims, jti={"essential": True})
-            if claims.get("typ", "Logout") != "Logout":
-                raise _TokenInvalid("wrong_token_type")
-            events = claims.get("events")
-            if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_EVENT), dict):
-                raise _TokenInvalid("missing_event")
-            if "nonce" in claims:
-                raise _TokenInvalid("nonce_present")
-            sid, sub = claims.get("sid"), claims.get("sub")
-            if (
-                not isinstance(sid, str | None)
-                or not isinstance(sub, str | None)
-                or not (sid or sub)
-            ):
-                raise _TokenInvalid("missing_sid_and_sub")
-            jti = claims["jti"]
-            if not isinstance(jti, str) or not jti or len(jti) > 256:
-                raise _TokenInvalid("missing_jti")
-            exp = claims.get("exp")
-            ttl = int(exp - time.time()) if isinstance(exp, int | float) else 600
+            claims = await self._verify(logout_token, self.provider.logout_tokens)
+            sid, sub, jti, exp = self._logout_claims(claims)
             first = await self.redis.set(
                 f"{self.settings.redis_prefix}logout-jti:{hashlib.sha256(jti.encode()).hexdigest()}",
                 "1",
                 nx=True,
-                ex=max(60, ttl + self.settings.oidc_leeway),
+                # Remembered until the token expires (with the leeway it was accepted under).
+                ex=max(1, math.ceil(exp - time.time()) + self.settings.oidc_leeway),
             )
             if not first:
                 raise _TokenInvalid("replayed")

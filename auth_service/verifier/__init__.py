@@ -30,7 +30,15 @@ from typing import TYPE_CHECKING, Any
 from .asgi import CLAIMS_STATE_KEY, SupportsVerify, VerifierMiddleware
 from .assertion import AssertionClaims, AssertionVerifier
 from .jwks import DiscoveryError, JWKSCache, ProviderMetadata, discover, parse_jwks
-from .tokens import MISSING, BaseClaims, Claims, TokenError, TokenErrorReason, TokenVerifier
+from .tokens import (
+    MISSING,
+    BaseClaims,
+    Claims,
+    RealmJWTVerifier,
+    TokenError,
+    TokenErrorReason,
+    TokenVerifier,
+)
 
 if TYPE_CHECKING:
     from .litestar import (
@@ -51,6 +59,7 @@ __all__ = (
     "DiscoveryError",
     "JWKSCache",
     "ProviderMetadata",
+    "RealmJWTVerifier",
     "SupportsVerify",
     "TokenError",
     "TokenErrorReason",

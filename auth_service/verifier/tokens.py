@@ -20,7 +20,8 @@ whose ``reason`` says which rule failed:
 ``iat_in_future``        ``iat`` more than ``leeway`` seconds ahead
 ``wrong_issuer``         ``iss`` not *exactly* the issuer (a trailing slash differs)
 ``wrong_token_type``     claim ``typ`` not in ``token_types`` (Keycloak ``ID``,
-                         ``Refresh``, ``Logout`` tokens are refused)
+                         ``Refresh``, ``Logout`` tokens are refused), or header
+                         ``typ`` not in ``header_types`` (`RealmJWTVerifier`)
 ``wrong_audience``       no ``aud`` value in ``audiences`` and ``azp`` not in them
 =======================  ==========================================================
 
@@ -60,6 +61,7 @@ __all__ = (
     "MISSING",
     "BaseClaims",
     "Claims",
+    "RealmJWTVerifier",
     "TokenError",
     "TokenErrorReason",
     "TokenVerifier",
@@ -262,7 +264,7 @@ _MEMO_SIZE: Final = 64
 _STRING_HEADERS: Final = ("typ", "cty", "x5t", "x5t#S256")
 # The other registered header parameters (RFC 7515 §4.1): strings when present.
 
-C = TypeVar("C", bound=BaseClaims)
+C = TypeVar("C")
 
 
 def _short(value: str) -> str:
@@ -292,6 +294,7 @@ class _JWTVerifier(Generic[C]):
         accept_azp: bool,
         clock: Callable[[], float],
         claims_factory: Callable[[dict[str, Any]], C],
+        header_types: Collection[str] | None = None,
     ) -> None:
         if not issuer:
             raise ValueError("issuer must not be empty")
@@ -309,6 +312,9 @@ class _JWTVerifier(Generic[C]):
         self.leeway = leeway
         self.max_bytes = max_bytes
         self.token_types = None if token_types is None else frozenset(token_types)
+        self.header_types = (
+            None if header_types is None else frozenset(t.lower() for t in header_types)
+        )
         self._accept_azp = accept_azp
         self._clock = clock
         self._claims_factory = claims_factory
@@ -376,6 +382,10 @@ class _JWTVerifier(Generic[C]):
         for name in _STRING_HEADERS:
             if name in header and not isinstance(header[name], str):
                 raise TokenError("malformed", f"header parameter {name!r} is not a string")
+        if self.header_types is not None:
+            typ = header.get("typ")
+            if not isinstance(typ, str) or typ.lower() not in self.header_types:
+                raise TokenError("wrong_token_type", "header typ is not accepted")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise TokenError("malformed", "header has no kid")
@@ -484,4 +494,50 @@ class TokenVerifier(_JWTVerifier[Claims]):
             accept_azp=True,
             clock=clock,
             claims_factory=Claims.from_raw,
+        )
+
+
+class RealmJWTVerifier(_JWTVerifier[dict[str, Any]]):
+    """Verifies the realm's other JWTs (ID tokens, back-channel logout tokens).
+
+    The header, key, signature, ``exp``/``nbf``/``iat``, ``iss`` and ``aud``
+    checks are exactly those of :class:`TokenVerifier` (same reasons, same
+    refused header parameters); what each token kind adds on top (``nonce``,
+    ``at_hash``, ``events``, ``jti``) is the caller's. Returns the raw claims.
+
+    Args:
+        issuer: The realm issuer, compared exactly with ``iss``.
+        audience: This client's id; ``aud`` must contain it (``azp`` is not enough).
+        keys: The realm's JWKS cache.
+        algorithms: Allowed ``alg`` values.
+        leeway: Clock skew tolerated for ``exp``, ``nbf`` and ``iat``, in seconds.
+        header_types: Accepted header ``typ`` values (case-insensitive); ``None``
+            accepts any or none.
+        clock: Wall-clock seconds since the epoch; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        keys: JWKSCache,
+        algorithms: Collection[str] = ("RS256", "PS256", "ES256"),
+        leeway: int = 30,
+        max_bytes: int = 16384,
+        header_types: Collection[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            issuer=issuer,
+            audiences=(audience,),
+            keys=keys,
+            algorithms=algorithms,
+            leeway=leeway,
+            max_bytes=max_bytes,
+            token_types=None,
+            accept_azp=False,
+            clock=clock,
+            claims_factory=dict,
+            header_types=header_types,
         )
