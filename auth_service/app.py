@@ -24,6 +24,7 @@ from litestar.openapi.config import OpenAPIConfig
 
 from auth_service.audit.controllers import AuditController
 from auth_service.config import Settings
+from auth_service.deps import DEPENDENCIES
 from auth_service.errors import exception_handlers
 from auth_service.health.controllers import HealthController
 from auth_service.lifespan import make_lifespan
@@ -71,6 +72,7 @@ def create_app(
             AdminMfaController,
             MfaPages,
         ],
+        dependencies=DEPENDENCIES,
         exception_handlers=exception_handlers,
         lifespan=[make_lifespan(settings, metrics, idp_http=idp_http, clock=clock)],
         openapi_config=OpenAPIConfig(

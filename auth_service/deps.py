@@ -1,24 +1,26 @@
 """Typed Litestar dependencies: one ``provide_*`` per capability service.
 
 Each reads the worker's `Services` (built by `auth_service.services.build_services`
-in the lifespan) and hands one typed piece to a handler. Controllers declare the
-ones they use in their ``dependencies`` mapping and take them as
-``NamedDependency[T]`` parameters; helpers that only hold a connection use
-`services_of`.
+in the lifespan) and hands one typed piece to a handler. `DEPENDENCIES` is
+registered once on the app (`auth_service.app`), so a handler anywhere takes
+``login: NamedDependency[BrowserLogin]`` without importing this module: the
+capability packages stay below the composition root. Guards and helpers that
+only hold a connection use `auth_service.resources.services_of`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Final
 
-from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from litestar.di import Provide
 
 from auth_service.audit import AuditLog
+from auth_service.idp import OIDCProvider
 from auth_service.mfa.service import MfaService
 from auth_service.mfa.state import MfaState
-from auth_service.oidc.flows import BrowserLogin
+from auth_service.oidc.login import BrowserLogin
+from auth_service.oidc.logout import Logout
 from auth_service.policy import PolicyHolder
 from auth_service.services import Services
 from auth_service.sessions import CsrfTokens, SessionResolver
@@ -27,19 +29,20 @@ from auth_service.tokens.revocation import Revocations
 from auth_service.tokens.service import Authenticator
 
 __all__ = (
-    "provide",
+    "DEPENDENCIES",
     "provide_assertions",
     "provide_audit",
     "provide_authenticator",
     "provide_csrf",
+    "provide_idp",
     "provide_login",
+    "provide_logout",
     "provide_mfa",
     "provide_mfa_state",
     "provide_policy",
     "provide_revocations",
     "provide_services",
     "provide_sessions",
-    "services_of",
 )
 
 
@@ -47,11 +50,6 @@ def provide_services(state: State) -> Services:
     """The worker's `Services`."""
     services: Services = state.services
     return services
-
-
-def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
-    """The worker's `Services`, for guards and helpers that hold a connection."""
-    return provide_services(connection.app.state)
 
 
 def provide_authenticator(state: State) -> Authenticator:
@@ -67,6 +65,11 @@ def provide_sessions(state: State) -> SessionResolver:
 def provide_login(state: State) -> BrowserLogin:
     """The browser login flows."""
     return provide_services(state).login
+
+
+def provide_logout(state: State) -> Logout:
+    """RP-initiated and back-channel logout."""
+    return provide_services(state).logout
 
 
 def provide_csrf(state: State) -> CsrfTokens:
@@ -99,24 +102,32 @@ def provide_assertions(state: State) -> AssertionSigner:
     return provide_services(state).assertions
 
 
+def provide_idp(state: State) -> OIDCProvider:
+    """The realm's discovery, keys and token verifiers."""
+    return provide_services(state).idp
+
+
 def provide_policy(state: State) -> PolicyHolder:
     """The current access policy."""
     return provide_services(state).policy
 
 
-def provide(*names: str) -> dict[str, Provide]:
-    """A controller's ``dependencies`` mapping for the named ``provide_<name>`` functions."""
-    table = {
+DEPENDENCIES: Final[dict[str, Provide]] = {
+    name: Provide(function, sync_to_thread=False)
+    for name, function in {
         "assertions": provide_assertions,
         "audit": provide_audit,
         "authenticator": provide_authenticator,
         "csrf": provide_csrf,
         "login": provide_login,
+        "logout": provide_logout,
         "mfa": provide_mfa,
+        "idp": provide_idp,
         "mfa_state": provide_mfa_state,
         "policy": provide_policy,
         "revocations": provide_revocations,
         "services": provide_services,
         "sessions": provide_sessions,
-    }
-    return {name: Provide(table[name], sync_to_thread=False) for name in names}
+    }.items()
+}
+"""The app-level dependencies, by parameter name."""

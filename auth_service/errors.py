@@ -26,7 +26,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from auth_service.observability.request_id import request_id
+from auth_service.request_id import request_id
 
 __all__ = (
     "PROBLEM_BASE",

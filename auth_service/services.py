@@ -3,8 +3,9 @@
 One function builds them in dependency order from the worker's `Resources`
 and starts and stops their background tasks through one `AsyncExitStack`::
 
-    audit ─▶ assertions ─▶ policy ─▶ idp ─▶ revocations ─▶ mfa ─▶ authenticator
-          ─▶ sessions (store, resolver, browser login, CSRF) ─▶ forward_auth
+    audit ─▶ assertions ─▶ policy ─▶ idp (provider, client) ─▶ revocations ─▶ mfa
+          ─▶ authenticator ─▶ sessions (store, refresher, resolver) ─▶ login, logout, CSRF
+          ─▶ forward_auth
 
 The result is a frozen, typed `Services`; Litestar handlers receive its pieces
 through the ``provide_*`` dependencies of `auth_service.deps`, the lean
@@ -29,9 +30,11 @@ from auth_service.audit import AuditLog, start_audit
 from auth_service.crypto import SecretBox
 from auth_service.forward_auth.audit import audit_hook
 from auth_service.forward_auth.endpoint import ForwardAuthEndpoint
+from auth_service.idp import IdPClient, OIDCProvider
 from auth_service.mfa import MfaService, MfaState, start_mfa
-from auth_service.oidc.flows import BrowserLogin
-from auth_service.oidc.provider import OIDCProvider
+from auth_service.oidc.login import BrowserLogin
+from auth_service.oidc.logout import Logout
+from auth_service.oidc.refresh import RefreshGrant
 from auth_service.policy import CompiledPolicy, PolicyHolder, PolicyIssue
 from auth_service.resources import Resources
 from auth_service.sessions import (
@@ -63,7 +66,9 @@ class Services:
     policy: PolicyHolder
     """The current compiled access policy (reloaded on change and SIGHUP)."""
     idp: OIDCProvider
-    """Discovery and JWKS of the realm."""
+    """Discovery, JWKS and token verifiers of the realm."""
+    idp_client: IdPClient
+    """The realm's token, revocation and introspection endpoints."""
     revocations: Revocations
     authenticator: Authenticator
     mfa_state: MfaState
@@ -72,6 +77,7 @@ class Services:
     session_store: SessionStore
     sessions: SessionResolver
     login: BrowserLogin
+    logout: Logout
     csrf: CsrfTokens
     forward_auth: ForwardAuthEndpoint
     """The lean ASGI handler of ``/authz/*``."""
@@ -178,6 +184,7 @@ async def build_services(
 
         idp = OIDCProvider(settings, res.http, metrics)
         _spawn(stack, idp.run(stop), "oidc-provider")
+        idp_client = IdPClient(settings, idp)
         revocations = Revocations(res.redis, prefix=settings.redis_prefix, metrics=metrics)
         _spawn(stack, revocations.run(stop), "revocations")
 
@@ -187,6 +194,7 @@ async def build_services(
         authenticator = Authenticator(
             settings,
             idp,
+            idp_client,
             revocations,
             metrics,
             needed_claims=_needed(policy, settings.claim_header_map),
@@ -201,18 +209,19 @@ async def build_services(
         )
         login = BrowserLogin(
             settings,
-            idp,
+            idp_client,
             authenticator,
             session_store,
-            revocations,
             res.redis,
             audit=audit,
             state_ttl=settings.login_state_ttl,
             scopes=settings.oidc_scopes,
         )
+        logout = Logout(settings, idp_client, session_store, revocations, res.redis, audit=audit)
+        refresh = RefreshGrant(idp_client, authenticator)
         sessions = SessionResolver(
             session_store,
-            SessionRefresher(session_store, login.refresh, call_timeout=settings.idp_timeout),
+            SessionRefresher(session_store, refresh, call_timeout=settings.idp_timeout),
             authenticator,
             revocations,
             cookie_name=session_cookie_name(settings.public_url),
@@ -237,6 +246,7 @@ async def build_services(
             assertions=signer,
             policy=policy,
             idp=idp,
+            idp_client=idp_client,
             revocations=revocations,
             authenticator=authenticator,
             mfa_state=mfa_state,
@@ -244,6 +254,7 @@ async def build_services(
             session_store=session_store,
             sessions=sessions,
             login=login,
+            logout=logout,
             csrf=CsrfTokens(settings.secret_keys),
             forward_auth=forward_auth,
         )

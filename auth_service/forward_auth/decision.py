@@ -21,7 +21,7 @@ from auth_service.policy import (
     normalize_path,
 )
 from auth_service.tokens.identity import Authenticated
-from auth_service.tokens.service import TokenRejected, bearer_challenge
+from auth_service.tokens.rejections import TokenRejected, bearer_challenge
 
 __all__ = ("Credentials", "Verdict", "decide", "is_browser")
 

@@ -23,8 +23,8 @@ from auth_service.forward_auth.gateways import (
 )
 from auth_service.observability.edge import Receive, Send
 from auth_service.observability.metrics import Metrics
-from auth_service.observability.request_id import request_id
 from auth_service.policy import PolicyHolder
+from auth_service.request_id import request_id
 from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.service import Authenticator, TokenRejected
 

@@ -15,10 +15,9 @@ import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency, Provide
 
-from auth_service.deps import provide_services
+from auth_service.idp import OIDCProvider
 from auth_service.observability.metrics import CONTENT_TYPE
 from auth_service.resources import Resources, provide_resources
-from auth_service.services import Services
 
 __all__ = ("HealthController", "Readiness")
 
@@ -52,10 +51,7 @@ async def _bounded(check: Callable[[], Awaitable[object]], timeout: float) -> St
 class HealthController(Controller):
     """Operations endpoints; no authentication (the gateway should not expose them publicly)."""
 
-    dependencies = {
-        "res": Provide(provide_resources, sync_to_thread=False),
-        "services": Provide(provide_services, sync_to_thread=False),
-    }
+    dependencies = {"res": Provide(provide_resources, sync_to_thread=False)}
 
     @get("/health/live", cache_control=None)
     async def live(self) -> Liveness:
@@ -64,7 +60,7 @@ class HealthController(Controller):
 
     @get("/health/ready")
     async def ready(
-        self, res: NamedDependency[Resources], services: NamedDependency[Services]
+        self, res: NamedDependency[Resources], idp: NamedDependency[OIDCProvider]
     ) -> Response[Readiness]:
         """200 when PostgreSQL, Redis and the IdP keys are usable, else 503."""
         timeout = res.settings.ready_timeout
@@ -76,7 +72,7 @@ class HealthController(Controller):
             return await res.redis.ping()
 
         async def oidc() -> object:
-            return services.idp.ready
+            return idp.ready
 
         pg_s, redis_s, oidc_s = await asyncio.gather(
             _bounded(pg, timeout), _bounded(redis, timeout), _bounded(oidc, timeout)

@@ -18,9 +18,9 @@ from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from auth_service.deps import services_of
 from auth_service.errors import BadRequest, NotAuthenticated
 from auth_service.mfa.service import Caller, Enrollment, MfaService, TotpStatus
+from auth_service.resources import services_of
 from auth_service.tokens.guards import identity_of, requires_realm_role
 from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.service import bearer_challenge

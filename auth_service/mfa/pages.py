@@ -33,10 +33,10 @@ from litestar.params import FromQuery
 from litestar.response import Redirect
 
 from auth_service.config import Settings
-from auth_service.deps import services_of
 from auth_service.errors import AuthError, NotAuthenticated
 from auth_service.mfa.controllers import authenticate_caller, caller_from, mfa_service
 from auth_service.mfa.service import Caller
+from auth_service.resources import services_of
 
 __all__ = ("MfaPages", "csrf_token", "safe_redirect")
 

@@ -1,7 +1,7 @@
 """``/auth/*``: browser login, callback, userinfo, logout and back-channel logout (CONTRACT §5).
 
 The handlers only translate HTTP (query, cookies, forms, redirects, pages);
-the protocol lives in `auth_service.oidc.flows`, sessions in
+the protocol lives in `auth_service.oidc.login` and `.logout`, sessions in
 `auth_service.sessions`. Browser-facing failures of the login flow get a small
 HTML page (with the request id) when the client accepts HTML, and the usual
 problem+json otherwise. Redis being down is a 503, never a 500.
@@ -22,18 +22,14 @@ from litestar.params import FromQuery
 from litestar.status_codes import HTTP_200_OK
 from redis.exceptions import RedisError
 
-from auth_service.deps import provide, services_of
 from auth_service.errors import AuthError, BadRequest, DependencyUnavailable, problem_body
-from auth_service.observability.request_id import request_id
-from auth_service.oidc.flows import (
-    BrowserLogin,
-    ClientInfo,
-    LoginFailed,
-    LoginRejected,
-    LoginResult,
-)
+from auth_service.oidc.common import ClientInfo
+from auth_service.oidc.login import BrowserLogin, LoginFailed, LoginRejected, LoginResult
+from auth_service.oidc.logout import Logout
 from auth_service.oidc.pages import REDIRECT_HEADERS, error_page, logout_page
 from auth_service.policy import normalize_path
+from auth_service.request_id import request_id
+from auth_service.resources import services_of
 from auth_service.sessions.csrf import CsrfTokens
 from auth_service.sessions.resolver import SessionResolver
 from auth_service.tokens.identity import Authenticated
@@ -70,21 +66,21 @@ def _wants_html(request: Request[Any, Any, Any]) -> bool:
     return "text/html" in (request.headers.get("accept") or "")
 
 
-def _secure(login: BrowserLogin) -> bool:
-    return login.settings.public_url.startswith("https://")
+def _secure(flow: BrowserLogin | Logout) -> bool:
+    return flow.settings.public_url.startswith("https://")
 
 
 def _binding_cookie(login: BrowserLogin) -> str:
     return "__Host-auth_login" if _secure(login) else "auth_login"
 
 
-def _cookie(login: BrowserLogin, key: str, value: str, max_age: int | None) -> Cookie:
+def _cookie(flow: BrowserLogin | Logout, key: str, value: str, max_age: int | None) -> Cookie:
     return Cookie(
         key=key,
         value=value,
         max_age=max_age,
         path="/",
-        secure=_secure(login),
+        secure=_secure(flow),
         httponly=True,
         samesite="lax",
     )
@@ -122,7 +118,6 @@ class BrowserLoginController(Controller):
     """The browser login endpoints of CONTRACT §5 (MFA pages live in `auth_service.mfa`)."""
 
     path = "/auth"
-    dependencies = provide("login", "sessions", "authenticator", "csrf")
 
     @get("/login")
     async def start_login(
@@ -183,12 +178,12 @@ class BrowserLoginController(Controller):
     async def logout(
         self,
         request: Request[Any, Any, Any],
-        login: NamedDependency[BrowserLogin],
+        logout: NamedDependency[Logout],
         sessions: NamedDependency[SessionResolver],
         rd: FromQuery[str | None] = None,
     ) -> Response[Any]:
         """End the session and 302 to the IdP's end-session endpoint."""
-        return await _logout(request, login, sessions, request.cookies.get(sessions.cookie), rd)
+        return await _logout(request, logout, sessions, request.cookies.get(sessions.cookie), rd)
 
     @get("/logout/confirm")
     async def logout_confirm(
@@ -206,7 +201,7 @@ class BrowserLoginController(Controller):
     async def logout_form(
         self,
         request: Request[Any, Any, Any],
-        login: NamedDependency[BrowserLogin],
+        logout: NamedDependency[Logout],
         sessions: NamedDependency[SessionResolver],
         csrf: NamedDependency[CsrfTokens],
     ) -> Response[Any]:
@@ -221,12 +216,12 @@ class BrowserLoginController(Controller):
             return response
         rd = form.get("rd")
         return await _logout(
-            request, login, sessions, session_id, rd if isinstance(rd, str) else None
+            request, logout, sessions, session_id, rd if isinstance(rd, str) else None
         )
 
     @post("/backchannel-logout", status_code=HTTP_200_OK)
     async def backchannel_logout(
-        self, request: Request[Any, Any, Any], login: NamedDependency[BrowserLogin]
+        self, request: Request[Any, Any, Any], logout: NamedDependency[Logout]
     ) -> Response[bytes]:
         """OIDC Back-Channel Logout: 200 when acted on, 400 for a bad logout token."""
         form = await request.form()
@@ -234,7 +229,7 @@ class BrowserLoginController(Controller):
         if not isinstance(token, str) or not token:
             raise BadRequest("logout_token is required", reason="invalid_logout_token")
         try:
-            await login.backchannel(token, _client(request))
+            await logout.backchannel(token, _client(request))
         except (RedisError, OSError) as exc:
             raise _store_down(exc) from None
         return Response(b"", headers={"Cache-Control": "no-store"})
@@ -242,18 +237,18 @@ class BrowserLoginController(Controller):
 
 async def _logout(
     request: Request[Any, Any, Any],
-    login: BrowserLogin,
+    logout: Logout,
     sessions: SessionResolver,
     session_id: str | None,
     rd: str | None,
 ) -> Response[Any]:
     try:
-        url = await login.logout(session_id, rd, _client(request))
+        url = await logout.logout(session_id, rd, _client(request))
     except AuthError as exc:
         return _failure(request, exc, None)
     except (RedisError, OSError) as exc:
         return _failure(request, _store_down(exc), None)
-    expired = _cookie(login, sessions.cookie, "", 0)
+    expired = _cookie(logout, sessions.cookie, "", 0)
     return _redirect(url, [expired])
 
 

@@ -19,7 +19,6 @@ from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from redis.exceptions import RedisError
 
 from auth_service.audit import AuditLog
-from auth_service.deps import provide
 from auth_service.errors import AuthError, BadRequest, DependencyUnavailable
 from auth_service.mfa.state import MfaState
 from auth_service.tokens.guards import identity_of, requires_realm_role
@@ -71,8 +70,6 @@ _INACTIVE = Introspection(active=False)
 
 class TokenController(Controller):
     """Introspection and revocation."""
-
-    dependencies = provide("authenticator", "audit", "mfa_state", "revocations")
 
     @post(
         "/tokens/introspect",

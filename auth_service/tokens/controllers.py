@@ -13,7 +13,6 @@ from typing import Any
 from litestar import Response, get
 from litestar.di import NamedDependency
 
-from auth_service.deps import provide
 from auth_service.errors import DependencyUnavailable
 from auth_service.tokens.assertion import AssertionSigner
 
@@ -24,7 +23,6 @@ _CACHE_CONTROL = {"Cache-Control": "public, max-age=60"}
 
 @get(
     "/.well-known/jwks.json",
-    dependencies=provide("assertions"),
     media_type="application/jwk-set+json",
     summary="Public keys of X-Auth-Assertion",
 )

@@ -11,8 +11,8 @@ from typing import Any
 from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
-from auth_service.deps import services_of
 from auth_service.errors import AccessDenied
+from auth_service.resources import services_of
 from auth_service.tokens.identity import Authenticated
 
 __all__ = ("identity_of", "requires_realm_role")

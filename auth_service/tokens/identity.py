@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from auth_service.verifier import MISSING, Claims
+from auth_service.verifier.tokens import MISSING, Claims
 
 __all__ = ("Authenticated", "header_value", "identity_headers")
 

@@ -21,10 +21,11 @@ import structlog
 
 from auth_service.config import Settings
 from auth_service.errors import DependencyUnavailable, NotAuthenticated
+from auth_service.idp import IdPClient, OIDCProvider
 from auth_service.observability.metrics import Metrics
-from auth_service.oidc.provider import OIDCProvider, idp_headers
 from auth_service.tokens.cache import ExpiringCache, token_key
 from auth_service.tokens.identity import Authenticated, identity_headers
+from auth_service.tokens.rejections import TokenRejected, bearer_challenge
 from auth_service.tokens.revocation import Revocations
 from auth_service.verifier import Claims, TokenError
 
@@ -54,25 +55,6 @@ _DESCRIPTIONS = {
 }
 
 
-def bearer_challenge(error: str | None = None, description: str | None = None) -> str:
-    """An RFC 6750 ``WWW-Authenticate`` value."""
-    if error is None:
-        return 'Bearer realm="auth-service"'
-    safe = (description or error).replace('"', "'").replace("\\", "/")
-    return f'Bearer realm="auth-service", error="{error}", error_description="{safe}"'
-
-
-class TokenRejected(NotAuthenticated):
-    """401 ``invalid_token`` with a machine-readable reason (CONTRACT §4)."""
-
-    def __init__(self, reason: str, description: str) -> None:
-        super().__init__(
-            description,
-            reason=reason,
-            headers={"WWW-Authenticate": bearer_challenge("invalid_token", description)},
-        )
-
-
 class Authenticator:
     """Turns a bearer token into an `Authenticated` identity or a `TokenRejected`."""
 
@@ -80,6 +62,7 @@ class Authenticator:
         self,
         settings: Settings,
         provider: OIDCProvider,
+        idp: IdPClient,
         revocations: Revocations,
         metrics: Metrics,
         *,
@@ -88,6 +71,7 @@ class Authenticator:
     ) -> None:
         self.settings = settings
         self.provider = provider
+        self.idp = idp
         self.revocations = revocations
         self.metrics = metrics
         self.needed_claims = needed_claims
@@ -202,17 +186,4 @@ class Authenticator:
         return Claims.from_raw(merged)
 
     async def _introspect(self, token: str) -> dict[str, Any] | None:
-        metadata = self.provider.metadata
-        if metadata is None or metadata.introspection_endpoint is None:
-            raise ValueError("no introspection endpoint")
-        response = await self.provider.http.post(
-            metadata.introspection_endpoint,
-            data={"token": token, "token_type_hint": "access_token"},
-            auth=(self.settings.oidc_client_id, self.settings.oidc_client_secret),
-            headers=idp_headers(),
-            timeout=self.settings.idp_timeout,
-        )
-        if response.status_code != 200:
-            raise ValueError(f"introspection answered {response.status_code}")
-        body = msgspec.json.decode(response.content)
-        return body if isinstance(body, dict) else None
+        return await self.idp.introspect(token)

@@ -47,7 +47,7 @@ import re
 import time
 from collections.abc import Callable, Collection, Mapping
 from functools import lru_cache
-from typing import Any, Final, Generic, Literal, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeGuard, TypeVar
 
 import msgspec
 from joserfc.errors import JoseError
@@ -55,7 +55,8 @@ from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import Key
 from joserfc.jws import JWSRegistry
 
-from .jwks import JWKSCache
+if TYPE_CHECKING:  # the cache does I/O (httpx); checking a token with a key does not
+    from .jwks import JWKSCache
 
 __all__ = (
     "MISSING",
@@ -341,6 +342,10 @@ class _JWTVerifier(Generic[C]):
             if key is None:
                 raise TokenError("unknown_kid", f"no signing key with kid {_short(kid)}")
         return self._verify_signed(token, alg, key)
+
+    def header_of(self, token: str) -> tuple[str, str]:
+        """``(alg, kid)`` of a token's header after the header checks (no signature check)."""
+        return self._check_header(token)
 
     def verify_with_key(self, token: str, key: Key) -> C:
         """Verify ``token`` with ``key`` regardless of its ``kid``; all other checks apply."""

@@ -16,7 +16,7 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from auth_service.config import load_settings
-from auth_service.oidc.flows import LoginState
+from auth_service.oidc.login import LoginState
 from tests.fakes.keycloak import FakeKeycloak
 from tests.integration.sessions.conftest import (
     BROWSER,

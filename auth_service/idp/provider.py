@@ -1,4 +1,4 @@
-"""The realm as seen by this service: discovery with retry, the JWKS cache, the token verifier.
+"""The realm as seen by this service: discovery with retry, the JWKS cache, the token verifiers.
 
 The IdP may be down when the service starts (containers start in any order),
 so discovery runs in a background task with exponential backoff; until it
