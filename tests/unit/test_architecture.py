@@ -1,13 +1,25 @@
-"""Structure the type checker cannot see: no truthiness swaps of optional collaborators."""
+"""Structure the type checker cannot see: import layers, and no truthiness swaps."""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
+from importlinter import cli
+
 import auth_service
 
 PACKAGE = Path(auth_service.__file__).parent
+PYPROJECT = PACKAGE.parent / "pyproject.toml"
+
+
+def test_import_contracts_are_kept(capsys: pytest.CaptureFixture[str]) -> None:
+    """The import-linter contracts of pyproject.toml hold: layers from config/errors up to
+    app, no cycles between capability packages, the verifier standalone, the decision
+    engine free of I/O modules."""
+    code = cli.lint_imports(config_filename=str(PYPROJECT), no_cache=True, no_logo=True)
+    assert code == 0, capsys.readouterr().out
 
 
 def _default_swaps(tree: ast.AST) -> list[int]:
