@@ -44,8 +44,6 @@ __all__ = (
     "start_audit",
 )
 
-DEFAULT_SPOOL_DIR = "var/audit-spool"
-
 
 def spool_root_for(spool_dir: str | Path, database_url: str) -> Path:
     """The spool root of one database: ``<spool_dir>/<hash of host, port and db name>``.

@@ -13,14 +13,12 @@ from auth_service.policy.cli import check_policy_file
 from auth_service.policy.compile import CompiledPolicy, Match, compile_policy
 from auth_service.policy.evaluate import (
     INVALID_PATH,
-    MISSING,
     MUTATING_METHODS,
     Decision,
     Outcome,
     Reason,
     Subject,
     claim_matches,
-    lookup_claim,
     needed_claims,
 )
 from auth_service.policy.holder import PolicyHolder, ReloadHook
@@ -42,6 +40,7 @@ from auth_service.policy.paths import (
     normalize_method,
     normalize_path,
 )
+from auth_service.verifier.tokens import MISSING
 
 __all__ = [
     "INVALID_PATH",
@@ -69,7 +68,6 @@ __all__ = [
     "claim_matches",
     "compile_policy",
     "load_policy_file",
-    "lookup_claim",
     "needed_claims",
     "normalize_host",
     "normalize_method",

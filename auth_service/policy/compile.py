@@ -17,13 +17,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from auth_service.policy.evaluate import INVALID_PATH, CompiledRule, Decision, Subject
+from auth_service.policy.evaluate import CompiledRule, Decision, Subject
 from auth_service.policy.evaluate import needed_claims as rule_claims
 from auth_service.policy.model import Policy, Rule
 from auth_service.policy.paths import (
     PatternSegment,
     normalize_host,
-    normalize_path,
     parse_pattern,
     path_segments,
     unescape_segment,
@@ -199,15 +198,6 @@ class CompiledPolicy:
         if compiled.rule is not match.rule:
             raise ValueError("match comes from a different policy")
         return compiled.decide(match.captures, subject, mfa_done)
-
-    def evaluate(
-        self, method: str, host: str, raw_path: str, subject: Subject | None, *, mfa_done: bool
-    ) -> Decision:
-        """Normalise ``raw_path``, match and decide; ``invalid_path`` (400) for a refused path."""
-        path = normalize_path(raw_path)
-        if path is None:
-            return INVALID_PATH
-        return self.decide(self.match(method, host, path), subject, mfa_done=mfa_done)
 
 
 def compile_policy(policy: Policy) -> CompiledPolicy:

@@ -66,6 +66,7 @@ __all__ = (
     "TokenError",
     "TokenErrorReason",
     "TokenVerifier",
+    "claim_at",
 )
 
 TokenErrorReason = Literal[
@@ -115,6 +116,21 @@ MISSING: Final = _Missing.MISSING
 @lru_cache(maxsize=256)
 def _split_path(path: str) -> tuple[str, ...]:
     return tuple(part.replace("\\.", ".") for part in re.split(r"(?<!\\)\.", path))
+
+
+def claim_at(claims: Mapping[str, object], path: str) -> object:
+    """The value at a dotted ``path`` into ``claims``, or :data:`MISSING`.
+
+    Paths are dotted like Keycloak mapper claim names: ``address.country`` walks
+    into nested objects, ``\\.`` is a literal dot (``https://acme\\.com/tenant``).
+    The one claim reader of the service: the policy and its tests use it too.
+    """
+    node: object = claims
+    for part in _split_path(path):
+        if not isinstance(node, Mapping) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
 
 
 def _str(value: object) -> str | None:
@@ -174,13 +190,8 @@ class BaseClaims(msgspec.Struct, frozen=True, kw_only=True):
     """Granted scopes (``scope`` split on spaces)."""
 
     def claim(self, path: str) -> object:
-        """The value at a dotted ``path`` into the claims, or :data:`MISSING`."""
-        node: object = self.raw
-        for part in _split_path(path):
-            if not isinstance(node, dict) or part not in node:
-                return MISSING
-            node = node[part]
-        return node
+        """The value at a dotted ``path`` into the claims, or :data:`MISSING` (`claim_at`)."""
+        return claim_at(self.raw, path)
 
     def attributes(self, paths: Mapping[str, str]) -> dict[str, object]:
         """``{name: value}`` for each ``name -> claim path`` whose claim is present.

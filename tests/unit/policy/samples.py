@@ -3,7 +3,16 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from auth_service.policy import CompiledPolicy, compile_policy, lookup_claim, parse_policy
+from auth_service.policy import (
+    INVALID_PATH,
+    CompiledPolicy,
+    Decision,
+    compile_policy,
+    normalize_host,
+    normalize_path,
+    parse_policy,
+)
+from auth_service.verifier.tokens import claim_at
 
 CONTRACT_POLICY = """\
 [defaults]
@@ -35,7 +44,7 @@ require_claims = { tenant_id = "{tenant}" }   # claim must equal the captured pa
 
 @dataclass(frozen=True)
 class FakeSubject:
-    """A Subject built from plain values; claims are looked up by dotted path."""
+    """A Subject built from plain values; claims are read by the production claim reader."""
 
     realm_roles: frozenset[str] = frozenset()
     client_roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
@@ -43,8 +52,8 @@ class FakeSubject:
     claims: dict[str, object] = field(default_factory=dict)
 
     def claim(self, path: str) -> object:
-        """Dotted-path claim lookup."""
-        return lookup_claim(self.claims, path)
+        """Dotted-path claim lookup, exactly as production reads claims (`claim_at`)."""
+        return claim_at(self.claims, path)
 
 
 ORDERS_WRITER = FakeSubject(
@@ -64,3 +73,21 @@ def rules(*bodies: str, defaults: str = "") -> str:
     parts = [f"[defaults]\n{defaults}\n"] if defaults else []
     parts += [f"[[rules]]\n{body.strip()}\n" for body in bodies]
     return "\n".join(parts)
+
+
+def evaluate(
+    policy: CompiledPolicy,
+    method: str,
+    host: str,
+    raw_path: str,
+    subject: FakeSubject | None,
+    *,
+    mfa_done: bool,
+) -> Decision:
+    """Normalise, match and decide as `auth_service.forward_auth.decision.decide` does;
+    ``invalid_path`` (400) for a refused path."""
+    path = normalize_path(raw_path)
+    if path is None:
+        return INVALID_PATH
+    match = policy.match(method, normalize_host(host), path)
+    return policy.decide(match, subject, mfa_done=mfa_done)
