@@ -12,7 +12,7 @@
     cli.py         auth-service audit verify
     metrics.py     queue depth, spool size, write latency, batches, failures
 
-`start_audit` is called once per worker by the wiring; it returns the
+`start_audit` is called once per worker by `build_services`; it returns the
 `AuditLog` that `auth_service.services.Services` holds as ``audit``.
 """
 
