@@ -149,6 +149,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds a Keycloak session stays MFA-verified (logout ends it sooner)."""
     mfa_issuer: str = "auth-service"
     """Issuer label in the ``otpauth://`` URI shown to authenticator apps."""
+    metrics_dir: str | None = None
+    """Directory where each worker publishes its metrics, so ``/metrics`` covers the whole
+    server; ``auth-service serve`` makes a private one when unset."""
     otel_exporter_otlp_endpoint: str | None = None
     """``OTEL_EXPORTER_OTLP_ENDPOINT``: when set, traces are exported over OTLP/HTTP."""
     otel_service_name: str = "auth-service"
