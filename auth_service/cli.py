@@ -63,6 +63,7 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         workers or settings.workers,
         settings.log_level,
         batch_scheduling=settings.batch_scheduling,
+        metrics_dir=settings.metrics_dir,
     )
 
 

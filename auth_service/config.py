@@ -149,8 +149,18 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Seconds a Keycloak session stays MFA-verified (logout ends it sooner)."""
     mfa_issuer: str = "auth-service"
     """Issuer label in the ``otpauth://`` URI shown to authenticator apps."""
+    metrics_dir: str | None = None
+    """Directory where each worker publishes its metrics, so ``/metrics`` covers the whole
+    server; ``auth-service serve`` makes a private one when unset."""
     otel_exporter_otlp_endpoint: str | None = None
-    """``OTEL_EXPORTER_OTLP_ENDPOINT``: when set, traces are exported over OTLP/HTTP."""
+    """``OTEL_EXPORTER_OTLP_ENDPOINT``: base URL of the OTLP receiver; traces are exported
+    when it (or the traces endpoint) is set."""
+    otel_exporter_otlp_traces_endpoint: str | None = None
+    """``OTEL_EXPORTER_OTLP_TRACES_ENDPOINT``: full URL for traces, overriding the base one."""
+    otel_exporter_otlp_protocol: str = "http/protobuf"
+    """``OTEL_EXPORTER_OTLP_PROTOCOL``: ``http/protobuf`` or ``grpc``."""
+    otel_exporter_otlp_traces_protocol: str | None = None
+    """``OTEL_EXPORTER_OTLP_TRACES_PROTOCOL``: the protocol for traces, overriding the other."""
     otel_service_name: str = "auth-service"
     """``OTEL_SERVICE_NAME``: the service name resource attribute."""
 
@@ -174,7 +184,16 @@ class SettingsError(Exception):
 
 
 _SECRETS = frozenset({"oidc_client_secret", "database_url", "redis_url", "secret_keys"})
-_OTEL = frozenset({"otel_exporter_otlp_endpoint", "otel_service_name"})
+_OTEL = frozenset(
+    {
+        "otel_exporter_otlp_endpoint",
+        "otel_exporter_otlp_traces_endpoint",
+        "otel_exporter_otlp_protocol",
+        "otel_exporter_otlp_traces_protocol",
+        "otel_service_name",
+    }
+)
+_OTLP_PROTOCOLS = ("http/protobuf", "grpc")
 _HEADER_NAME = re.compile(r"^[A-Za-z0-9-]{1,64}$")
 _CLAIM_PATH = re.compile(r"^[A-Za-z0-9_:-]+(\.[A-Za-z0-9_:-]+)*$")
 
@@ -257,6 +276,11 @@ def _check_field(field: str, value: Any) -> Any:
         raise ValueError("must be a TCP port number")
     elif field in ("workers", "db_pool_max", "token_cache_size") and value < 1:
         raise ValueError("must be at least 1")
+    elif field in ("otel_exporter_otlp_protocol", "otel_exporter_otlp_traces_protocol"):
+        if value not in _OTLP_PROTOCOLS:
+            raise ValueError(f"must be one of {', '.join(_OTLP_PROTOCOLS)}")
+    elif field in ("otel_exporter_otlp_endpoint", "otel_exporter_otlp_traces_endpoint"):
+        _check_url(value, ("http", "https"))
     elif field == "oidc_algorithms":
         bad = [a for a in value if a not in _ASYMMETRIC]
         if bad:
