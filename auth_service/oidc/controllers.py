@@ -23,13 +23,14 @@ from litestar.status_codes import HTTP_200_OK
 from redis.exceptions import RedisError
 
 from auth_service.errors import AuthError, BadRequest, DependencyUnavailable, problem_body
+from auth_service.mfa.service import MfaService
+from auth_service.mfa.state import MfaState
 from auth_service.oidc.common import ClientInfo
 from auth_service.oidc.login import BrowserLogin, LoginFailed, LoginRejected, LoginResult
 from auth_service.oidc.logout import Logout
 from auth_service.oidc.pages import REDIRECT_HEADERS, error_page, logout_page
-from auth_service.policy import normalize_path
+from auth_service.policy import PolicyHolder, normalize_path
 from auth_service.request_id import request_id
-from auth_service.resources import services_of
 from auth_service.sessions.csrf import CsrfTokens
 from auth_service.sessions.resolver import SessionResolver
 from auth_service.tokens.identity import Authenticated
@@ -145,6 +146,8 @@ class BrowserLoginController(Controller):
         request: Request[Any, Any, Any],
         login: NamedDependency[BrowserLogin],
         sessions: NamedDependency[SessionResolver],
+        mfa: NamedDependency[MfaService],
+        policy: NamedDependency[PolicyHolder],
     ) -> Response[Any]:
         """Complete the login: session cookie and 302 to the return URL."""
         params = {k: v for k, v in request.query_params.items() if isinstance(v, str)}
@@ -156,7 +159,8 @@ class BrowserLoginController(Controller):
         except (RedisError, OSError) as exc:
             return _failure(request, _store_down(exc), f"{login.settings.public_url}/auth/login")
         cookie = _cookie(login, sessions.cookie, result.session_id, None)
-        return _redirect(await _after_login(request, result), [cookie])
+        target = await _after_login(login.settings.public_url, result, mfa, policy)
+        return _redirect(target, [cookie])
 
     @get("/userinfo")
     async def userinfo(
@@ -164,6 +168,7 @@ class BrowserLoginController(Controller):
         request: Request[Any, Any, Any],
         sessions: NamedDependency[SessionResolver],
         authenticator: NamedDependency[Authenticator],
+        mfa_state: NamedDependency[MfaState],
     ) -> Response[UserInfo]:
         """The caller's identity, from a bearer token or the session cookie."""
         header = request.headers.get("authorization")
@@ -172,7 +177,8 @@ class BrowserLoginController(Controller):
             auth = await authenticator.authenticate_bearer(header)
         else:
             auth = await sessions.resolve(session_id)
-        return Response(_userinfo(request, auth), headers={"Cache-Control": "no-store"})
+        verified = mfa_state.is_verified(auth.claims.sid)
+        return Response(_userinfo(auth, verified), headers={"Cache-Control": "no-store"})
 
     @get("/logout")
     async def logout(
@@ -252,8 +258,7 @@ async def _logout(
     return _redirect(url, [expired])
 
 
-def _userinfo(request: Request[Any, Any, Any], auth: Authenticated) -> UserInfo:
-    verified = services_of(request).mfa_state.is_verified(auth.claims.sid)
+def _userinfo(auth: Authenticated, verified: bool) -> UserInfo:
     return UserInfo(
         sub=auth.subject,
         username=auth.claims.username,
@@ -265,24 +270,24 @@ def _userinfo(request: Request[Any, Any, Any], auth: Authenticated) -> UserInfo:
     )
 
 
-async def _after_login(request: Request[Any, Any, Any], result: LoginResult) -> str:
+async def _after_login(
+    public: str, result: LoginResult, mfa: MfaService, policy: PolicyHolder
+) -> str:
     """Where the callback sends the browser (CONTRACT §5).
 
     The MFA page comes first when the user has TOTP enrolled or the rule for the
     return URL requires it; otherwise straight to ``rd``. If the TOTP store cannot
     be read the browser goes to ``rd``: forward-auth still enforces ``require_mfa``.
     """
-    services = services_of(request)
-    public = services.resources.settings.public_url
     try:
-        needs_mfa = (await services.mfa.status(result.sub)).enrolled
+        needs_mfa = (await mfa.status(result.sub)).enrolled
     except Exception:  # PostgreSQL down: do not block the login on it
         needs_mfa = False
     if not needs_mfa:
         target = urlsplit(urljoin(public + "/", result.redirect_to))
         path = normalize_path(target.path or "/")
         if path is not None:
-            match = services.policy.current.match("GET", target.hostname or "", path)
+            match = policy.current.match("GET", target.hostname or "", path)
             needs_mfa = match is not None and match.rule.require_mfa
     if needs_mfa:
         return f"{public}/auth/mfa?rd={quote(result.redirect_to, safe='')}"
