@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,16 @@ def test_the_check_sees_the_old_bug() -> None:
     """The check flags the pattern that hid the MFA state, and not its ``is None`` form."""
     assert _default_swaps(ast.parse("self.mfa = mfa or _NoMfa()")) == [1]
     assert _default_swaps(ast.parse("self.mfa = _NoMfa() if mfa is None else mfa")) == []
+
+
+def test_the_decision_engine_loads_no_io_library() -> None:
+    """Importing the decision engine (and through it the policy, the identity and the claim
+    reader) loads neither the HTTP client nor a database or Redis driver."""
+    code = (
+        "import sys, auth_service.forward_auth.decision as _; "
+        "print(sorted(m for m in ('httpx', 'redis', 'asyncpg') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr
