@@ -132,13 +132,9 @@ class BrowserLogin:
         self._states = msgspec.msgpack.Decoder(LoginState)
         self._encode = msgspec.msgpack.Encoder().encode
 
-    def safe_target(self, rd: str | None) -> str:
-        """``rd`` as an absolute URL if it is allowed (default: the public URL), else 400."""
-        return return_url(self.settings, rd)
-
     async def start(self, rd: str | None, binding: str) -> str:
         """Remember a new login attempt and return the authorization URL to redirect to."""
-        target = self.safe_target(rd)
+        target = return_url(self.settings, rd)
         try:
             endpoint = self.idp.metadata().authorization_endpoint
         except IdPUnavailable:
