@@ -75,6 +75,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """The JWKS is refreshed in the background before it is this old."""
     idp_timeout: float = 5.0
     """Timeout in seconds for calls to the IdP."""
+    introspection_timeout: float = 1.0
+    """Longest wait in seconds for the IdP to complete a lightweight token (0.05 to 30)."""
     allowed_redirect_hosts: tuple[str, ...] = ()
     """Hosts that ``rd`` return URLs may point to (``*.example.com`` allowed)."""
     claim_headers: tuple[str, ...] = ("tenant_id=X-Auth-Tenant",)
@@ -266,6 +268,8 @@ def _check_field(field: str, value: Any) -> Any:
         _check_url(value, ("postgresql", "postgres"))
     elif field == "redis_url":
         _check_url(value, ("redis", "rediss", "unix"))
+    elif field == "introspection_timeout" and not 0.05 <= value <= 30:
+        raise ValueError("must be between 0.05 and 30 seconds")
     elif field == "mfa_window" and not 0 <= value <= 10:
         raise ValueError("must be between 0 and 10 steps")
     elif field == "oidc_leeway" and not 0 <= value <= 30:

@@ -93,6 +93,22 @@ class TestForgedHeaders:
         assert seen["x-auth-assertion"].count(".") == 2
         assert "x-auth-redirect" not in seen
 
+    def test_a_role_named_with_a_comma_reaches_the_demo_as_one_role(
+        self, gateway: Gateway, standin: StandIn, client: httpx.Client
+    ) -> None:
+        """A realm role ``auth-admin,evil`` is one percent-encoded item through nginx; the demo
+        decodes it (with the verifier library) as that one role, not as ``auth-admin``."""
+        token = standin.mint(
+            username="bob",
+            extra_claims={"realm_access": {"roles": ["app-user", "auth-admin,evil", "é"]}},
+        )
+        r = client.get(f"{gateway.url}/orders/1", headers=_bearer(token))
+        assert r.status_code == 200, r.text
+        seen = r.json()
+        assert seen["identity"]["x-auth-roles"] == "app-user,auth-admin%2Cevil,%C3%A9"
+        assert seen["decoded"]["roles"] == ["app-user", "auth-admin,evil", "é"]
+        assert seen["decoded"]["username"] == "bob"
+
     def test_forged_identity_is_removed_on_an_anonymous_rule(
         self, gateway: Gateway, client: httpx.Client
     ) -> None:

@@ -8,7 +8,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from auth_service.verifier import AssertionVerifier, JWKSCache
+from auth_service.verifier import AssertionVerifier, JWKSCache, read_identity
 from tests.fakes.keycloak import FakeKeycloak
 from tests.integration.forward_auth.conftest import auth_request
 
@@ -229,3 +229,22 @@ async def test_claim_header_values_cannot_inject_headers(
     assert r.headers["x-auth-tenant"] == "t%0D%0AX-Auth-User: admin"
     assert r.headers["x-auth-user"] == "alice"
     assert r.headers["x-auth-email"] == "j%C3%BCrgen@x.test"
+
+
+async def test_a_role_named_with_a_comma_cannot_forge_roles(
+    service: AsyncTestClient[Litestar], idp: FakeKeycloak
+) -> None:
+    """Issue 12 item 5: a realm role ``auth-admin,evil`` arrives as one percent-encoded item,
+    never as ``auth-admin`` plus ``evil``; a list claim header is encoded item by item."""
+    token = idp.mint_access_token(
+        extra_claims={
+            "realm_access": {"roles": ["user", "auth-admin,evil", "50% off"]},
+            "tenant_id": ["t-1", "t,2"],
+        }
+    )
+    r = await auth_request(service, token=token)
+    assert r.status_code == 200
+    assert r.headers["x-auth-roles"] == "50%25%20off,auth-admin%2Cevil,user"
+    assert "auth-admin" not in r.headers["x-auth-roles"].split(",")
+    assert r.headers["x-auth-tenant"] == "t%2C2,t-1"
+    assert read_identity(r.headers.items()).roles == ("50% off", "auth-admin,evil", "user")
