@@ -28,6 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import pyotp
 import pytest
+import yaml
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -37,6 +38,7 @@ from auth_service.migrations import RUNTIME_ROLE, available_migrations
 from tests.conftest import ADMIN_DSN
 from tests.fakes.keycloak import FakeKeycloak
 from tests.integration.forward_auth.conftest import auth_request
+from tests.support.pgcluster import BIN as PG_BIN
 from tests.support.pgcluster import PgCluster
 from tests.support.processes import eventually
 
@@ -338,3 +340,54 @@ async def test_migrate_names_a_runtime_login_role_outside_the_runtime_role(
     done = cli(env, "migrate")
     assert done.returncode == 0, done.stderr
     assert f"GRANT {RUNTIME_ROLE} TO {runtime_user};" in done.stdout.splitlines()
+
+
+# --- the docker-compose roles -----------------------------------------------------------
+
+
+def _local(dsn: str, port: int) -> str:
+    parts = urlsplit(dsn)
+    user = parts.username or ""
+    return urlunsplit(parts._replace(netloc=f"{user}@127.0.0.1:{port}"))
+
+
+async def test_compose_roles_migrate_as_owner_and_serve_as_runtime_role() -> None:
+    """deploy/postgres-init.sql on a fresh cluster, then `migrate` with the compose migrate
+    service's environment: no notice, and the compose runtime user holds the runtime grants
+    and nothing it could rewrite the schema with."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    env = {k: str(v) for k, v in compose["services"]["migrate"]["environment"].items()}
+    with PgCluster() as pg:
+        psql = subprocess.run(
+            [
+                str(PG_BIN / "psql"),
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-q",
+                "-d",
+                pg.dsn,
+                "-f",
+                str(ROOT / "deploy" / "postgres-init.sql"),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert psql.returncode == 0, psql.stderr
+        for name in ("AUTH_DATABASE_URL", "AUTH_MIGRATE_DATABASE_URL"):
+            env[name] = _local(env[name], pg.port)
+        done = cli(env, "migrate")
+        assert done.returncode == 0, done.stderr
+        assert "applied 0001_signing_keys" in done.stdout
+        assert "notice" not in done.stdout, done.stdout
+        conn = await asyncpg.connect(env["AUTH_DATABASE_URL"])
+        try:
+            for table, privilege in (("signing_keys", "INSERT"), ("audit_events", "SELECT")):
+                assert await conn.fetchval(
+                    "SELECT has_table_privilege(current_user, $1, $2)", table, privilege
+                )
+            with pytest.raises(asyncpg.InsufficientPrivilegeError):
+                await conn.execute("DROP TABLE audit_events")
+        finally:
+            await conn.close()
