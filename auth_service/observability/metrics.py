@@ -23,7 +23,8 @@ from prometheus_client.registry import Collector
 
 __all__ = ("CONTENT_TYPE", "LoopCounter", "LoopHistogram", "Metrics")
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = "text/plain; version=0.0.4"
+"""Media type of ``/metrics``; Litestar appends ``; charset=utf-8`` to ``text/*`` itself."""
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 

@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from auth_service.config import TOOLING_VARIABLES, SettingsError, known_variables, load_settings
+from auth_service.devstack import PORT_VARIABLES
 from tests.unit.test_config import VALID
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -140,6 +141,8 @@ def test_every_auth_variable_the_repository_reads_is_known() -> None:
         for name in compose["services"][service].get("environment", {}):
             if name.startswith("AUTH_"):
                 used.setdefault(name, f"docker-compose.yml {service}")
-    assert "AUTH_TEST_DATABASE_URL" in used and "AUTH_DEV_GATEWAY_PORT" in used
+    for name in PORT_VARIABLES.values():  # read by `auth-service dev` through this mapping
+        used.setdefault(name, "auth_service/devstack.py PORT_VARIABLES")
+    assert "AUTH_TEST_DATABASE_URL" in used and "AUTH_DEV_RUNTIME_DIR" in used
     unknown = {name: where for name, where in used.items() if name not in known_variables()}
     assert unknown == {}
