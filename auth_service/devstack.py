@@ -667,17 +667,16 @@ def _port_option(name: str, default: int, what: str) -> Callable[[Callable[..., 
 @click.option(
     "--runtime-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=ROOT / ".dev",
-    show_default=True,
-    envvar="AUTH_DEV_RUNTIME_DIR",
-    help="Where nginx's config, pid and temp files and the audit spool go.",
+    default=None,
+    help="Where nginx's config, pid and temp files and the audit spool go. "
+    f"[default: {ROOT / '.dev'}; or AUTH_DEV_RUNTIME_DIR]",
 )
 def dev_command(
     gateway_port: int | None,
     auth_port: int | None,
     demo_port: int | None,
     idp_port: int | None,
-    runtime_dir: Path,
+    runtime_dir: Path | None,
 ) -> None:
     """Run the whole topology natively (IdP stand-in, auth-service, demo app, nginx gateway).
 
@@ -692,6 +691,10 @@ def dev_command(
     try:
         options = {"gateway": gateway_port, "auth": auth_port, "demo": demo_port, "idp": idp_port}
         ports = resolve_ports(options, os.environ)
+        if runtime_dir is None:
+            configured = {**read_env_file(os.environ), **os.environ}.get("AUTH_DEV_RUNTIME_DIR")
+            unset = configured is None or configured.strip() == ""
+            runtime_dir = ROOT / ".dev" if unset else Path(str(configured).strip())
         status = run_dev(ports, runtime_dir, os.environ, sys.stdout, stop)
     except DevError as exc:
         click.echo(f"auth-service dev: {exc}", err=True)
