@@ -24,7 +24,7 @@ import hashlib
 import re
 from dataclasses import dataclass, field
 from importlib import resources
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import asyncpg
 
@@ -198,7 +198,8 @@ async def _runtime_membership(
 ) -> list[str]:
     if runtime_dsn is None:
         return []
-    user = urlsplit(runtime_dsn).username
+    quoted = urlsplit(runtime_dsn).username
+    user = None if quoted is None else unquote(quoted)
     if user is None or user == me:
         return []
     member = await conn.fetchval(
