@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import html
 import json
 import os
 import re
@@ -56,6 +57,23 @@ def _alive(pid: int) -> bool:
     except OSError:
         return False
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+def _browser_login_lands_on_the_demo_page(gateway: int) -> None:
+    """As the README says: `/` → the stand-in's login form → sign in as alice → the demo page
+    (redirects followed like a browser, the form filled in from its hidden fields)."""
+    with httpx.Client(follow_redirects=True, timeout=10, headers={"Accept": "text/html"}) as web:
+        form = web.get(f"http://localhost:{gateway}/")
+        assert form.status_code == 200 and "kc-form-login" in form.text, form.text
+        action = re.search(r"action='([^']+)'", form.text)
+        assert action is not None
+        hidden = re.findall(r"name='(\w+)' value='([^']*)'", form.text)
+        fields = {name: html.unescape(value) for name, value in hidden}
+        fields |= {"username": "alice", "password": "alice-password"}
+        page = web.post(html.unescape(action.group(1)), data=fields)
+    assert page.status_code == 200, page.text
+    assert page.url == httpx.URL(f"http://localhost:{gateway}/")
+    assert "alice" in page.text and "x-auth-user" in page.text.lower()
 
 
 @pytest.fixture
@@ -134,6 +152,8 @@ def test_dev_starts_topology_serves_a_request_and_stops_every_child(
         assert front.status_code == 302, front.text
         login = f"http://localhost:{ports['gateway']}/auth/login?rd="
         assert front.headers["location"].startswith(login)
+
+        _browser_login_lands_on_the_demo_page(ports["gateway"])
 
         readme = (ROOT / "README.md").read_text()
         block = readme.split("<!-- dev-token-curl -->")[1].split("<!-- /dev-token-curl -->")[0]
