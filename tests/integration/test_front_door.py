@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 from auth_service.app import create_app
 from auth_service.config import load_settings
 from tests.integration.forward_auth.conftest import auth_request
-from tests.support.processes import eventually
+from tests.support.ready import until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,8 +30,7 @@ async def test_demo_policy_sends_a_browser_at_the_front_page_to_the_login(
     env = {**idp_env, "AUTH_POLICY_FILE": str(ROOT / "deploy" / "policy.toml")}
     app = create_app(load_settings(env, env_file=False), configure_logs=False)
     async with AsyncTestClient(app, base_url="http://auth.test") as client:
-        components = app.state.resources.components
-        await eventually(lambda: components["oidc"].ready, "IdP discovery")
+        await until_ready(client)
         browser = {"Accept": "text/html"}
         front = await auth_request(client, url="http://localhost:8080/", headers=browser)
         assert front.status_code == 401

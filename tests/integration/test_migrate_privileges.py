@@ -40,7 +40,7 @@ from tests.fakes.keycloak import FakeKeycloak
 from tests.integration.forward_auth.conftest import auth_request
 from tests.support.pgcluster import BIN as PG_BIN
 from tests.support.pgcluster import PgCluster
-from tests.support.processes import eventually
+from tests.support.ready import until_ready
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -98,15 +98,6 @@ def app_client(env: dict[str, str]) -> AsyncTestClient[Litestar]:
     return AsyncTestClient(app, base_url="http://auth.test")
 
 
-async def started(client: AsyncTestClient[Litestar]) -> None:
-    """Wait until the IdP is discovered and revocations are synchronised."""
-    components = client.app.state.resources.components
-    await eventually(
-        lambda: components["oidc"].ready and components["revocations"].synced.is_set(),
-        "IdP discovery and revocation sync",
-    )
-
-
 # --- migrate as a plain owner ----------------------------------------------------------
 
 
@@ -153,7 +144,7 @@ async def test_plain_owner_migrates_twice_prints_dba_sql_and_runs_the_service(
 
     client = app_client(env)
     async with client:
-        await started(client)
+        await until_ready(client)
         await serve_checks(client, idp)
 
     # The DBA runs the printed SQL (the statements, not the comments) as a superuser.
@@ -271,7 +262,7 @@ async def test_service_runs_every_postgres_capability_as_the_least_privilege_rol
 
     client = app_client(env)
     async with client:
-        await started(client)
+        await until_ready(client)
         carol = {"Authorization": f"Bearer {idp.mint_access_token('carol')}"}
         admin = idp.mint_access_token("admin")
         await serve_checks(client, idp)  # signing keys (created + loaded), TOTP enroll
