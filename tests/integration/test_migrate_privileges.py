@@ -101,7 +101,7 @@ def app_client(env: dict[str, str]) -> AsyncTestClient[Litestar]:
 # --- migrate as a plain owner ----------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def cluster() -> Iterator[PgCluster]:
     """A throwaway cluster: no runtime role exists in it yet."""
     with PgCluster() as pg:
@@ -177,25 +177,31 @@ async def test_plain_owner_migrates_twice_prints_dba_sql_and_runs_the_service(
         await conn.close()
 
 
-async def test_database_migrated_by_the_earlier_files_is_accepted(cluster: PgCluster) -> None:
+async def test_database_migrated_by_the_earlier_files_is_accepted() -> None:
     """A database whose history records the earlier texts of 0002/0003 (which created the role
     themselves) migrates without complaint, and the current checksums are recorded."""
     from auth_service.migrations import _SUPERSEDED, run_migrations
 
-    await _execute(cluster.dsn, "CREATE DATABASE upgraded")
-    dsn = _dsn(cluster.dsn, user="postgres", db="upgraded")
-    await run_migrations(dsn)
-    conn = await asyncpg.connect(dsn)
+    name = f"auth_upg_{secrets.token_hex(4)}"
+    await _execute(ADMIN_DSN, f'CREATE DATABASE "{name}"')
+    dsn = urlunsplit(urlsplit(ADMIN_DSN)._replace(path=f"/{name}"))
     try:
-        for version, olds in _SUPERSEDED.items():
-            await conn.execute(
-                "UPDATE schema_migrations SET checksum = $2 WHERE version = $1", version, min(olds)
-            )
-        result = await run_migrations(dsn)
-        assert result.applied == []
-        recorded = dict(await conn.fetch("SELECT version, checksum FROM schema_migrations"))
+        await run_migrations(dsn)
+        conn = await asyncpg.connect(dsn)
+        try:
+            for version, olds in _SUPERSEDED.items():
+                await conn.execute(
+                    "UPDATE schema_migrations SET checksum = $2 WHERE version = $1",
+                    version,
+                    min(olds),
+                )
+            result = await run_migrations(dsn)
+            assert result.applied == []
+            recorded = dict(await conn.fetch("SELECT version, checksum FROM schema_migrations"))
+        finally:
+            await conn.close()
     finally:
-        await conn.close()
+        await _execute(ADMIN_DSN, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     assert recorded == {m.version: m.checksum for m in available_migrations()}
 
 
