@@ -4,7 +4,8 @@ Decisions are made on one canonical reading of the path, and only when every
 upstream we know of would read it the same way (CONTRACT §3). Paths that
 servers read differently are refused before any rule is tried:
 
-* ``ambiguous_path``: a ``;`` path parameter (Tomcat, Jetty and Spring drop
+* ``ambiguous_path``: a raw ``#`` before the query (cut off by some, routed
+  as part of the path by others), a ``;`` path parameter (Tomcat, Jetty and Spring drop
   ``;...`` and read ``..;`` as ``..``), a backslash (read as ``/`` by some),
   or an encoded ``/``, ``\\``, ``;`` or NUL inside a segment (``%2F``, ``%5C``,
   ``%3B``, ``%00``: decoded by some before routing, kept by others);
@@ -66,6 +67,9 @@ ENCODED_SEPARATOR = PathRefusal(
     "ambiguous_path",
     "the original path is ambiguous: a segment contains an encoded '/', '\\', ';' or NUL",
 )
+FRAGMENT = PathRefusal(
+    "ambiguous_path", "the original path is ambiguous: it contains '#' (a fragment)"
+)
 CASE = PathRefusal(
     "ambiguous_path",
     "the original path is ambiguous: a case-insensitive upstream would route it elsewhere",
@@ -110,7 +114,7 @@ _memos: dict[PathParameters, dict[str, str | PathRefusal]] = {"refuse": {}, "str
 def canonical_path(raw: str, parameters: PathParameters = "refuse") -> str | PathRefusal:
     """Canonical form of a request target's path, or why it is refused (400).
 
-    Strips the query and fragment; ``;`` parameters are refused or, with
+    Strips the query (a ``#`` before it is refused); ``;`` parameters are refused or, with
     ``parameters="strip"``, removed from every raw segment; then each segment
     is percent-decoded once and ``//``, ``.`` and ``..`` are resolved (never
     above the root); a trailing ``/.`` is dropped and a trailing slash kept.
@@ -118,11 +122,12 @@ def canonical_path(raw: str, parameters: PathParameters = "refuse") -> str | Pat
 
     The function is pure, so the results for recent short paths are remembered.
     """
-    cut = len(raw)
-    for mark in ("?", "#"):
-        pos = raw.find(mark)
-        if pos != -1 and pos < cut:
-            cut = pos
+    query = raw.find("?")
+    cut = len(raw) if query == -1 else query
+    fragment = raw.find("#", 0, cut)
+    if fragment != -1:
+        # Clients never send a fragment; Go's and other servers keep "#..." in the path.
+        return FRAGMENT
     path = raw[:cut] if cut < len(raw) else raw
     if cut > _MEMO_MAX_LENGTH:
         return _normalize(path, parameters)

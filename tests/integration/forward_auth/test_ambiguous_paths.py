@@ -136,6 +136,16 @@ async def test_signed_in_rule_is_not_reached_around_roles_and_mfa(
     assert_refused(await DOORS[door](service, uri, BROWSER))
 
 
+@pytest.mark.parametrize("door", ["forward-auth", "auth-request"])
+async def test_a_fragment_in_the_path_is_refused(
+    service: AsyncTestClient[Litestar], door: str
+) -> None:
+    """``/public/x#/../../admin``: cut at '#' by some, routed to /admin by others: 400."""
+    assert_refused(await DOORS[door](service, "/public/x#/../../admin/users", {}))
+    query = await DOORS[door](service, "/public/x?q=#/../../admin", {})
+    assert query.status_code == 200  # after '?' it is the query's business
+
+
 @pytest.mark.parametrize("door", list(DOORS))
 @pytest.mark.parametrize("uri", ["/public/%zz", "/public/%ff"])
 async def test_undecodable_paths_are_invalid_path(

@@ -183,7 +183,7 @@ def reference_decide(
 
 def something_to_refuse(raw: str, parameters: str) -> bool:
     """Syntax that upstreams read in different ways, or that does not decode."""
-    if "\\" in raw:  # even inside a parameter that "strip" would remove
+    if "\\" in raw or "#" in raw:  # even inside a parameter that "strip" would remove
         return True
     path = strip_parameters(raw) if parameters == "strip" else raw
     if ";" in path or _ENCODED_SEPARATOR.search(path):
@@ -226,7 +226,7 @@ _PIECES = st.sampled_from(
         "public", "PUBLIC", "admin", "Admin", "ADMIN", "adm\u0131n", "%61dmin", "tenants",
         "Tenants", "t-1", "T-1", "t-2", "payments", "keys", "\u212aeys", "docs", "Docs", "x",
         ".", "..", "%2e", "%2E%2e", ".%2e", "", ";", ";x=1", "..;", "\\", "%5C", "%5c", "%2F",
-        "%2f", "%3B", "%00", "%25", "%252F", "%", "%zz", "%C3%A9", "\u00e9", "%ff", "%0a",
+        "%2f", "%3B", "%00", "%25", "%252F", "%", "%zz", "%C3%A9", "\u00e9", "%ff", "%0a", "#",
     ]
 )  # fmt: skip
 _SEGMENTS = st.lists(_PIECES, min_size=1, max_size=3).map("".join)
