@@ -226,6 +226,35 @@ class TestRequestIds:
             assert r.json()["request_id"] == r.headers["x-request-id"]
 
 
+class TestAmbiguousPaths:
+    @pytest.mark.parametrize(
+        ("path", "user"),
+        [
+            ("/public/..;/admin/users", None),
+            ("/tenants/t-002/..;/t-001/orders", "bob"),
+            ("/admin;x=1/users", "bob"),
+            ("/ADMIN/users", "bob"),
+            ("/payments;x/1", "bob"),
+        ],
+    )
+    def test_ambiguous_path_is_400_and_never_reaches_the_demo(
+        self,
+        gateway: Gateway,
+        standin: StandIn,
+        client: httpx.Client,
+        path: str,
+        user: str | None,
+    ) -> None:
+        """Through real nginx the review's bypasses end at 400, before the upstream."""
+        headers = JSON if user is None else _bearer(standin.mint(username=user))
+        r = client.get(f"{gateway.url}{path}", headers=headers)
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "identity" not in r.text
+        browser = client.get(f"{gateway.url}{path}", headers={"Accept": "text/html"})
+        assert browser.status_code == 400  # never a login redirect
+
+
 class TestAuthServiceDown:
     def test_unreachable_auth_service_fails_closed_with_503(
         self,
