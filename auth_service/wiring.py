@@ -21,6 +21,7 @@ from auth_service.audit import start_audit
 from auth_service.crypto import SecretBox
 from auth_service.forward_auth.audit import audit_hook
 from auth_service.forward_auth.endpoint import ForwardAuthEndpoint
+from auth_service.health.readiness import IdpProbe
 from auth_service.mfa import start_mfa
 from auth_service.oidc.provider import OIDCProvider
 from auth_service.policy import CompiledPolicy, PolicyHolder, PolicyIssue
@@ -111,6 +112,10 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
     provider = OIDCProvider(settings, res.http, metrics)
     res.components["oidc"] = provider
     _spawn(stack, provider.run(stop), "oidc-provider")
+    idp_probe = res.components["idp_probe"] = IdpProbe(
+        settings.oidc_issuer, res.http, timeout=settings.idp_timeout
+    )
+    _spawn(stack, idp_probe.run(stop), "idp-probe")  # readiness: is the realm reachable?
 
     revocations = Revocations(res.redis, prefix=settings.redis_prefix, metrics=metrics)
     res.components["revocations"] = revocations
