@@ -27,6 +27,7 @@ from auth_service.oidc.provider import OIDCProvider
 from auth_service.policy import CompiledPolicy, PolicyHolder, PolicyIssue
 from auth_service.resources import Resources
 from auth_service.sessions import start_sessions
+from auth_service.stores.rate_limit import FixedWindowLimiter
 from auth_service.tokens.assertion import AssertionSigner
 from auth_service.tokens.keys import SigningKeyStore
 from auth_service.tokens.revocation import Revocations
@@ -135,6 +136,13 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
     authenticator = Authenticator(settings, provider, revocations, metrics, needed_claims=needed)
     res.components["authenticator"] = authenticator
     sessions = await start_sessions(app, res, stack)
+    res.components["login_limiter"] = FixedWindowLimiter(
+        res.redis,
+        prefix=settings.redis_prefix,
+        name="login",
+        limit=settings.login_rate_limit,
+        window=settings.login_rate_window,
+    )
     app.state.forward_auth = ForwardAuthEndpoint(
         settings,
         authenticator,
