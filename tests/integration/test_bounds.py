@@ -37,6 +37,7 @@ async def isolated(
     """The app, discovered and synced, with a Redis prefix of its own (to count its keys)."""
     prefix = f"{redis_prefix}bounds-{secrets.token_hex(4)}:"
     env = {**idp_env, "AUTH_REDIS_PREFIX": prefix, "AUTH_ACCESS_LOG": "false"}
+    del env["AUTH_LOGIN_RATE_LIMIT"]  # the default (30 per 60 s) applies
     app = create_app(load_settings(env, env_file=False), configure_logs=False)
     async with AsyncTestClient(app, base_url="http://auth.test") as client:
         components = app.state.resources.components
