@@ -98,6 +98,7 @@ async def test_ten_thousand_logins_from_one_address_leave_redis_bounded(
     assert r.json()["reason"] == "login_rate_limited"
     page = await client.get("/auth/login", headers={"Accept": "text/html"})
     assert page.status_code == 429 and int(page.headers["retry-after"]) > 0
+    assert "Too many sign-in attempts" in page.text
 
 
 async def test_concurrent_logins_pass_the_limit_exactly(
