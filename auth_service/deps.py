@@ -16,6 +16,7 @@ from litestar.datastructures import State
 from litestar.di import Provide
 
 from auth_service.audit import AuditLog
+from auth_service.health.readiness import IdpProbe
 from auth_service.idp import OIDCProvider
 from auth_service.mfa.service import MfaService
 from auth_service.mfa.state import MfaState
@@ -24,6 +25,7 @@ from auth_service.oidc.logout import Logout
 from auth_service.policy import PolicyHolder
 from auth_service.services import Services
 from auth_service.sessions import CsrfTokens, SessionResolver
+from auth_service.stores.rate_limit import FixedWindowLimiter
 from auth_service.tokens.assertion import AssertionSigner
 from auth_service.tokens.revocation import Revocations
 from auth_service.tokens.service import Authenticator
@@ -35,7 +37,9 @@ __all__ = (
     "provide_authenticator",
     "provide_csrf",
     "provide_idp",
+    "provide_idp_probe",
     "provide_login",
+    "provide_login_limiter",
     "provide_logout",
     "provide_mfa",
     "provide_mfa_state",
@@ -107,6 +111,16 @@ def provide_idp(state: State) -> OIDCProvider:
     return provide_services(state).idp
 
 
+def provide_idp_probe(state: State) -> IdpProbe:
+    """Whether the realm answers (readiness)."""
+    return provide_services(state).idp_probe
+
+
+def provide_login_limiter(state: State) -> FixedWindowLimiter:
+    """Login starts per client address."""
+    return provide_services(state).login_limiter
+
+
 def provide_policy(state: State) -> PolicyHolder:
     """The current access policy."""
     return provide_services(state).policy
@@ -120,9 +134,11 @@ DEPENDENCIES: Final[dict[str, Provide]] = {
         "authenticator": provide_authenticator,
         "csrf": provide_csrf,
         "login": provide_login,
+        "login_limiter": provide_login_limiter,
         "logout": provide_logout,
         "mfa": provide_mfa,
         "idp": provide_idp,
+        "idp_probe": provide_idp_probe,
         "mfa_state": provide_mfa_state,
         "policy": provide_policy,
         "revocations": provide_revocations,

@@ -30,6 +30,7 @@ from auth_service.audit import AuditLog, start_audit
 from auth_service.crypto import SecretBox
 from auth_service.forward_auth.audit import audit_hook
 from auth_service.forward_auth.endpoint import ForwardAuthEndpoint
+from auth_service.health.readiness import IdpProbe
 from auth_service.idp import IdPClient, OIDCProvider
 from auth_service.mfa import MfaService, MfaState, start_mfa
 from auth_service.oidc.login import BrowserLogin
@@ -44,6 +45,7 @@ from auth_service.sessions import (
     SessionStore,
     session_cookie_name,
 )
+from auth_service.stores.rate_limit import FixedWindowLimiter
 from auth_service.tokens.assertion import AssertionSigner
 from auth_service.tokens.keys import SigningKeyStore
 from auth_service.tokens.revocation import Revocations
@@ -69,6 +71,8 @@ class Services:
     """Discovery, JWKS and token verifiers of the realm."""
     idp_client: IdPClient
     """The realm's token, revocation and introspection endpoints."""
+    idp_probe: IdpProbe
+    """Whether the realm answers (readiness)."""
     revocations: Revocations
     authenticator: Authenticator
     mfa_state: MfaState
@@ -77,6 +81,8 @@ class Services:
     session_store: SessionStore
     sessions: SessionResolver
     login: BrowserLogin
+    login_limiter: FixedWindowLimiter
+    """Login starts per client address (``AUTH_LOGIN_RATE_LIMIT``)."""
     logout: Logout
     csrf: CsrfTokens
     forward_auth: ForwardAuthEndpoint
@@ -185,6 +191,8 @@ async def build_services(
         idp = OIDCProvider(settings, res.http, metrics)
         _spawn(stack, idp.run(stop), "oidc-provider")
         idp_client = IdPClient(settings, idp)
+        idp_probe = IdpProbe(settings.oidc_issuer, res.http, timeout=settings.idp_timeout)
+        _spawn(stack, idp_probe.run(stop), "idp-probe")  # readiness: is the realm reachable?
         revocations = Revocations(res.redis, prefix=settings.redis_prefix, metrics=metrics)
         _spawn(stack, revocations.run(stop), "revocations")
 
@@ -247,6 +255,7 @@ async def build_services(
             policy=policy,
             idp=idp,
             idp_client=idp_client,
+            idp_probe=idp_probe,
             revocations=revocations,
             authenticator=authenticator,
             mfa_state=mfa_state,
@@ -254,6 +263,13 @@ async def build_services(
             session_store=session_store,
             sessions=sessions,
             login=login,
+            login_limiter=FixedWindowLimiter(
+                res.redis,
+                prefix=settings.redis_prefix,
+                name="login",
+                limit=settings.login_rate_limit,
+                window=settings.login_rate_window,
+            ),
             logout=logout,
             csrf=CsrfTokens(settings.secret_keys),
             forward_auth=forward_auth,

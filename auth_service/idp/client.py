@@ -127,7 +127,7 @@ class IdPClient:
             data={"token": token, "token_type_hint": "access_token"},
             auth=self._auth,
             headers=idp_headers(),
-            timeout=self.settings.idp_timeout,
+            timeout=min(self.settings.idp_timeout, self.settings.introspection_timeout),
         )
         if response.status_code != 200:
             raise ValueError(f"introspection answered {response.status_code}")

@@ -18,10 +18,11 @@ else in ``auth_service``. A downstream Litestar app (keys load on the first toke
 Keep the keys fresh with ``JWKSCache.run_background(stop_event)`` as a lifespan task.
 
 Modules: :mod:`.jwks` (discovery, key cache), :mod:`.tokens` (access tokens,
-claims, errors), :mod:`.assertion` (``X-Auth-Assertion``), :mod:`.asgi` (any ASGI
-app), :mod:`.litestar` (middleware factory and guards). Every name is loaded from
-its module on first use, so checking a token with a key (:mod:`.tokens`) does not
-import httpx or Litestar.
+claims, errors), :mod:`.assertion` (``X-Auth-Assertion``), :mod:`.headers` (the
+encoding of the plain ``X-Auth-*`` headers: ``read_identity``, ``decode_items``),
+:mod:`.asgi` (any ASGI app), :mod:`.litestar` (middleware factory and guards).
+Every name is loaded from its module on first use, so checking a token with a
+key (:mod:`.tokens`) does not import httpx or Litestar.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .asgi import CLAIMS_STATE_KEY, SupportsVerify, VerifierMiddleware
     from .assertion import AssertionClaims, AssertionVerifier
+    from .headers import IdentityHeaders, decode_items, read_identity
     from .jwks import DiscoveryError, JWKSCache, ProviderMetadata, discover, parse_jwks
     from .litestar import (
         claims_of,
@@ -58,6 +60,7 @@ __all__ = (
     "BaseClaims",
     "Claims",
     "DiscoveryError",
+    "IdentityHeaders",
     "JWKSCache",
     "ProviderMetadata",
     "RealmJWTVerifier",
@@ -67,8 +70,10 @@ __all__ = (
     "TokenVerifier",
     "VerifierMiddleware",
     "claims_of",
+    "decode_items",
     "discover",
     "parse_jwks",
+    "read_identity",
     "requires_client_role",
     "requires_realm_role",
     "requires_scope",
@@ -86,6 +91,9 @@ _MODULE_OF = {
     "ProviderMetadata": "jwks",
     "discover": "jwks",
     "parse_jwks": "jwks",
+    "IdentityHeaders": "headers",
+    "decode_items": "headers",
+    "read_identity": "headers",
     "claims_of": "litestar",
     "requires_client_role": "litestar",
     "requires_realm_role": "litestar",

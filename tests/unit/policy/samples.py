@@ -4,12 +4,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from auth_service.policy import (
+    AMBIGUOUS_PATH,
     INVALID_PATH,
     CompiledPolicy,
     Decision,
+    PathRefusal,
     compile_policy,
     normalize_host,
-    normalize_path,
     parse_policy,
 )
 from auth_service.verifier.tokens import claim_at
@@ -84,10 +85,9 @@ def evaluate(
     *,
     mfa_done: bool,
 ) -> Decision:
-    """Normalise, match and decide as `auth_service.forward_auth.decision.decide` does;
-    ``invalid_path`` (400) for a refused path."""
-    path = normalize_path(raw_path)
-    if path is None:
-        return INVALID_PATH
-    match = policy.match(method, normalize_host(host), path)
-    return policy.decide(match, subject, mfa_done=mfa_done)
+    """Route and decide as `auth_service.forward_auth.decision.decide` does; a refused path
+    is the 400 decision of its reason (``invalid_path`` or ``ambiguous_path``)."""
+    found = policy.route(method, normalize_host(host), raw_path)
+    if isinstance(found, PathRefusal):
+        return INVALID_PATH if found.reason == "invalid_path" else AMBIGUOUS_PATH
+    return policy.decide(found, subject, mfa_done=mfa_done)
