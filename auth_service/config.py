@@ -27,6 +27,7 @@ __all__ = (
     "SecretKey",
     "Settings",
     "SettingsError",
+    "load_secret_keys",
     "load_settings",
 )
 
@@ -313,3 +314,24 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: bool = True
     if problems:
         raise SettingsError(problems)
     return Settings(**values)
+
+
+def load_secret_keys(
+    env: Mapping[str, str] | None = None, *, env_file: bool = True
+) -> tuple[SecretKey, ...]:
+    """Only ``AUTH_SECRET_KEYS`` (or ``_FILE``), for tools that need no other setting.
+
+    Raises:
+        SettingsError: with one line when it is missing or invalid.
+    """
+    source = dict(os.environ if env is None else env)
+    if env_file:
+        source = {**_read_env_file(source), **source}
+    problems: list[str] = []
+    raw = _read_raw(source, "secret_keys", problems)
+    if raw is None:
+        raise SettingsError(problems or ["AUTH_SECRET_KEYS: required but not set"])
+    try:
+        return _parse_secret_keys(raw)
+    except ValueError as exc:
+        raise SettingsError([f"AUTH_SECRET_KEYS: invalid value <redacted>: {exc}"]) from None

@@ -1,4 +1,8 @@
-"""``GET /admin/audit-events`` (CONTRACT §9): realm role ``auth-auditor``, newest first.
+"""``GET /admin/audit-events`` and ``GET /admin/audit-checkpoints`` (CONTRACT §9).
+
+Both need the realm role ``auth-auditor``. Events come newest first;
+checkpoints are the latest published head of every chain
+(`auth_service.audit.checkpoints`), the JSON ``audit verify --checkpoints`` reads.
 
 Pagination is keyset on ``(occurred_at, id)``: the opaque ``cursor`` names the
 last event of the previous page and the next page starts strictly below it,
@@ -18,6 +22,7 @@ from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, QueryParameter
 
+from auth_service.audit.checkpoints import CheckpointList, CheckpointStore
 from auth_service.audit.store import AuditPage, AuditQuery, InvalidCursor, query_events
 from auth_service.errors import BadRequest
 from auth_service.resources import Resources, provide_resources
@@ -32,11 +37,11 @@ MAX_LIMIT = 1000
 class AuditController(Controller):
     """Read access to the audit trail for auditors."""
 
-    path = "/admin/audit-events"
+    path = "/admin"
     guards = [requires_realm_role(AUDITOR_ROLE)]
     dependencies = {"res": Provide(provide_resources, sync_to_thread=False)}
 
-    @get("/", cache_control=None)
+    @get("/audit-events", cache_control=None)
     async def list_events(
         self,
         res: NamedDependency[Resources],
@@ -62,6 +67,12 @@ class AuditController(Controller):
             return await query_events(res.pg, query)
         except InvalidCursor as exc:
             raise BadRequest("invalid cursor", reason="invalid_cursor") from exc
+
+    @get("/audit-checkpoints", cache_control=None)
+    async def list_checkpoints(self, res: NamedDependency[Resources]) -> CheckpointList:
+        """The latest checkpoint (chain id, seq, MAC, key id, time) of every chain."""
+        store = CheckpointStore(res.redis, res.settings.redis_prefix)
+        return CheckpointList(checkpoints=await store.latest())
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:

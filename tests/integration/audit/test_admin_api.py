@@ -23,6 +23,7 @@ from auth_service.observability.metrics import Metrics
 from auth_service.resources import Resources
 from tests.conftest import REDIS_URL
 from tests.integration.audit.conftest import FakeAuthenticator
+from tests.support.audit import KEYS
 
 AUDITOR = {"Authorization": "Bearer auditor-1:auth-auditor"}
 
@@ -44,7 +45,7 @@ async def api(
         res = Resources(settings=settings, metrics=Metrics(), pg=pool, redis=redis, http=http)
         res.components["authenticator"] = FakeAuthenticator()
         app.state.resources = res
-        async with open_audit(pool, spool_root, aggregate_window=0) as audit:
+        async with open_audit(pool, spool_root, keys=KEYS, aggregate_window=0) as audit:
             res.components["audit"] = audit
             yield
         await http.aclose()

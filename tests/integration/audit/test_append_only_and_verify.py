@@ -1,7 +1,9 @@
-"""The table refuses changes, and `audit verify` catches what a superuser changes anyway."""
+"""The table refuses changes, and `audit verify` catches what the owner or a superuser changes
+anyway: the chain is keyed with a secret the database does not hold."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,14 +11,16 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from auth_service.audit import open_audit
+from auth_service.audit import ChainKeys, open_audit
+from auth_service.config import SecretKey
+from tests.support.audit import KEY_1, KEYS, env_value
 from tests.support.processes import ROOT
 
 
-async def _fill(dsn: str, spool_root: Path, n: int) -> list[str]:
+async def _fill(dsn: str, spool_root: Path, n: int, keys: ChainKeys = KEYS) -> list[str]:
     pool = await asyncpg.create_pool(dsn, min_size=0, max_size=2)
     try:
-        async with open_audit(pool, spool_root, aggregate_window=0) as audit:
+        async with open_audit(pool, spool_root, keys=keys, aggregate_window=0) as audit:
             ids = [
                 audit.emit("mfa.success", outcome="success", actor_sub=f"u{i}", request_id=f"r{i}")
                 for i in range(n)
@@ -26,10 +30,19 @@ async def _fill(dsn: str, spool_root: Path, n: int) -> list[str]:
         await pool.close()
 
 
-def _verify(dsn: str) -> subprocess.CompletedProcess[str]:
+def _verify(
+    dsn: str, *args: str, keys: tuple[SecretKey, ...] = (KEY_1,)
+) -> subprocess.CompletedProcess[str]:
+    """``auth-service audit verify`` in its own process, keys from ``AUTH_SECRET_KEYS``."""
+    env = {
+        **os.environ,
+        "AUTH_SECRET_KEYS": env_value(*keys),
+        "AUTH_ENV_FILE": str(ROOT / "no-such.env"),
+    }
     return subprocess.run(
-        [sys.executable, "-m", "auth_service.audit.cli", "verify", "--dsn", dsn],
+        [sys.executable, "-m", "auth_service.audit.cli", "verify", "--dsn", dsn, *args],
         cwd=ROOT,
+        env=env,
         capture_output=True,
         text=True,
         timeout=60,
@@ -84,7 +97,7 @@ async def test_service_role_can_write_through_the_writer(fresh_db: str, spool_ro
         fresh_db, min_size=0, max_size=2, server_settings={"role": "auth_app"}
     )
     try:
-        async with open_audit(pool, spool_root, aggregate_window=0) as audit:
+        async with open_audit(pool, spool_root, keys=KEYS, aggregate_window=0) as audit:
             event_id = audit.emit("logout", outcome="success", actor_sub="bob")
             assert await audit.sink.wait_idle(10)  # type: ignore[attr-defined]
         assert await pool.fetchval("SELECT count(*) FROM audit_events WHERE id = $1", event_id) == 1
@@ -117,7 +130,7 @@ async def test_verify_names_a_tampered_event_and_exits_1(fresh_db: str, spool_ro
     done = _verify(fresh_db)
     assert done.returncode == 1, done.stdout
     assert f"event {victim} (seq 13)" in done.stdout
-    assert "modified" in done.stdout
+    assert "modified or re-sealed" in done.stdout
 
 
 async def test_verify_catches_a_deleted_row_in_the_middle(fresh_db: str, spool_root: Path) -> None:

@@ -13,6 +13,7 @@ from auth_service.audit.aggregate import DenialAggregator
 from auth_service.audit.chain import GENESIS, AuditRecord, EventFields, seal, verify_records
 from auth_service.audit.events import AuditLog, scrub
 from auth_service.audit.store import InvalidCursor, decode_cursor, encode_cursor
+from tests.support.audit import KEYS
 
 JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"
 
@@ -36,7 +37,7 @@ def chain(n: int, chain_id: str = "c1") -> list[AuditRecord]:
             details={"k": seq},
             count=1,
         )
-        r = seal(fields, chain_id=chain_id, seq=seq, prev_hash=prev)
+        r = seal(fields, chain_id=chain_id, seq=seq, prev_hash=prev, keys=KEYS)
         prev = r.hash
         out.append(r)
     return out
@@ -45,7 +46,7 @@ def chain(n: int, chain_id: str = "c1") -> list[AuditRecord]:
 class TestChain:
     def test_intact_chains_verify(self) -> None:
         """Two intact chains produce two reports without a break."""
-        reports = list(verify_records(chain(5, "a") + chain(3, "b")))
+        reports = list(verify_records(chain(5, "a") + chain(3, "b"), KEYS))
         assert [(r.chain_id, r.events, r.broken) for r in reports] == [
             ("a", 5, None),
             ("b", 3, None),
@@ -55,20 +56,20 @@ class TestChain:
         """Changing any hashed field breaks the chain at that event."""
         records = chain(5)
         records[2] = msgspec.structs.replace(records[2], actor_sub="mallory")
-        (report,) = verify_records(records)
+        (report,) = verify_records(records, KEYS)
         assert report.broken is not None and report.broken.event_id == "e3"
 
     def test_gap_is_a_break(self) -> None:
         """A missing seq (deleted row) breaks the chain at the next event."""
         records = chain(5)
         del records[1]
-        (report,) = verify_records(records)
+        (report,) = verify_records(records, KEYS)
         assert report.broken is not None and report.broken.event_id == "e3"
         assert "missing" in report.broken.problem
 
     def test_chain_starting_after_retention_is_not_a_break(self) -> None:
         """A chain whose first months were dropped starts above seq 1 and still verifies."""
-        (report,) = verify_records(chain(6)[3:])
+        (report,) = verify_records(chain(6)[3:], KEYS)
         assert report.broken is None and "starts at seq 4" in report.describe()
 
     def test_hash_survives_a_jsonb_round_trip(self) -> None:
@@ -76,10 +77,12 @@ class TestChain:
         details = scrub({"f": 1.5, "big": 2**60, "s": "x", "l": [True, None]})
         first = chain(1)[0]
         fields = msgspec.structs.replace(first, details=details)
-        r = seal(fields, chain_id=first.chain_id, seq=first.seq, prev_hash=first.prev_hash)
+        r = seal(
+            fields, chain_id=first.chain_id, seq=first.seq, prev_hash=first.prev_hash, keys=KEYS
+        )
         decoded = msgspec.json.decode(msgspec.json.encode(r.details))
         again = msgspec.structs.replace(r, details=decoded)
-        (report,) = verify_records([again])
+        (report,) = verify_records([again], KEYS)
         assert report.broken is None
 
 
