@@ -108,6 +108,7 @@ class ForwardAuthEndpoint:
             verdict = decide(
                 dialect, req, creds, self.policy.current, public_url=self.public_url, rid=rid
             )
+            verdict.caller = creds.identity
             if verdict.identity is not None:  # signing the assertion may find no usable key
                 self._identity_headers(verdict, verdict.identity, req)
         except GatewayError as exc:
