@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from auth_service.audit.aggregate import DenialAggregator
+from auth_service.audit.aggregate import MAX_PATHS, DenialAggregator
 from auth_service.audit.chain import GENESIS, AuditRecord, EventFields, seal, verify_records
 from auth_service.audit.events import AuditLog, scrub
 from auth_service.audit.store import InvalidCursor, decode_cursor, encode_cursor
@@ -133,6 +133,15 @@ class Sink:
         return True
 
 
+class Details(msgspec.Struct):
+    """What forward-auth puts in a decision event."""
+
+    rule: str
+    method: str
+    host: str
+    path: str
+
+
 class TestAggregation:
     def test_window_counts_repeats_and_summarises(self) -> None:
         """Same type/reason/source inside the window: first written, rest summarised once."""
@@ -159,9 +168,58 @@ class TestAggregation:
     def test_key_limit_bounds_memory(self) -> None:
         """Beyond max_keys new keys are written individually instead of tracked."""
         agg = DenialAggregator(10, max_keys=1)
-        assert agg.admit(("t", "r", "a"), 0, 0, {})[0]
-        assert agg.admit(("t", "r", "b"), 0, 0, {})[0]
-        assert agg.admit(("t", "r", "b"), 0, 0, {})[0]
+        assert agg.admit(("t", "r", None, None, None, "a"), 0, 0, {})[0]
+        assert agg.admit(("t", "r", None, None, None, "b"), 0, 0, {})[0]
+        assert agg.admit(("t", "r", None, None, None, "b"), 0, 0, {})[0]
+
+    def test_only_equal_rule_caller_and_source_merge(self) -> None:
+        """Different rule, actor, subject or source: separate windows, each first event written;
+        the summary keeps the caller, the rule and the distinct paths."""
+        now = [0.0]
+        sink = Sink()
+        log = AuditLog(sink, aggregate_window=10, clock=lambda: now[0])
+
+        def deny(sub: str | None, rule: str, path: str, ip: str = "10.0.0.1") -> None:
+            log.emit(
+                "access.denied", outcome="denied", reason="missing_role", actor_sub=sub,
+                subject_sub=sub, source_ip=ip,
+                details=Details(rule=rule, method="GET", host="app.test", path=path),
+            )  # fmt: skip
+
+        deny(None, "admin", "/admin/x")
+        deny("bob", "admin", "/admin/a")
+        deny("carol", "admin", "/admin/a")
+        deny("bob", "other", "/admin/a")
+        deny("bob", "admin", "/admin/a", ip="10.0.0.2")
+        assert len(sink.events) == 5
+        for p in ("/admin/b", "/admin/c", "/admin/b"):
+            deny("bob", "admin", p)
+        assert len(sink.events) == 5
+        now[0] = 11
+        assert log.tick() == 1
+        summary = sink.events[-1]
+        assert (summary["actor_sub"], summary["subject_sub"], summary["count"]) == ("bob", "bob", 3)
+        assert summary["details"]["rule"] == "admin"
+        assert summary["details"]["paths"] == ["/admin/b", "/admin/c"]
+        assert summary["details"]["paths_truncated"] is False
+
+    def test_paths_are_bounded_with_a_truncated_flag(self) -> None:
+        """Beyond MAX_PATHS distinct paths the list stops growing and says so; the count does not
+        stop."""
+        now = [0.0]
+        sink = Sink()
+        log = AuditLog(sink, aggregate_window=10, clock=lambda: now[0])
+        for i in range(MAX_PATHS + 6):
+            log.emit(
+                "access.denied", outcome="denied", reason="missing_role", actor_sub="bob",
+                details=Details(rule="r", method="GET", host="h", path=f"/p/{i}"),
+            )  # fmt: skip
+        log.tick(everything=True)
+        summary = sink.events[-1]
+        assert summary["count"] == MAX_PATHS + 5
+        assert len(summary["details"]["paths"]) == MAX_PATHS
+        assert summary["details"]["paths"][0] == "/p/1"
+        assert summary["details"]["paths_truncated"] is True
 
     def test_emit_never_raises(self) -> None:
         """An unknown type is logged and counted, not raised into the request."""
