@@ -121,7 +121,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     audit_write_timeout: float = 10.0
     """Bound on one audit batch insert, in seconds."""
     audit_aggregate_window: float = 10.0
-    """Window in seconds within which equal denials (type, reason, source) become one event."""
+    """Seconds in which repeats of one denial (type, reason, rule, caller, source) become one."""
     audit_shutdown_timeout: float = 10.0
     """How long shutdown keeps writing audit events before leaving the rest in the spool."""
     session_idle_timeout: int = 1800
