@@ -21,10 +21,11 @@ from typing import Annotated
 from litestar import Controller, get
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromQuery, QueryParameter
+from redis.exceptions import RedisError
 
 from auth_service.audit.checkpoints import CheckpointList, CheckpointStore
 from auth_service.audit.store import AuditPage, AuditQuery, InvalidCursor, query_events
-from auth_service.errors import BadRequest
+from auth_service.errors import BadRequest, DependencyUnavailable
 from auth_service.resources import Resources, provide_resources
 from auth_service.tokens.guards import requires_realm_role
 
@@ -72,7 +73,13 @@ class AuditController(Controller):
     async def list_checkpoints(self, res: NamedDependency[Resources]) -> CheckpointList:
         """The latest checkpoint (chain id, seq, MAC, key id, time) of every chain."""
         store = CheckpointStore(res.redis, res.settings.redis_prefix)
-        return CheckpointList(checkpoints=await store.latest())
+        try:
+            return CheckpointList(checkpoints=await store.latest())
+        except RedisError as exc:
+            raise DependencyUnavailable(
+                "checkpoints cannot be read now; the audit_checkpoint log lines have them",
+                reason="redis_unavailable",
+            ) from exc
 
 
 def _aware(value: dt.datetime | None) -> dt.datetime | None:

@@ -430,6 +430,7 @@ class AuditLog:
             "access.allowed" if allowed else "access.denied",
             outcome="allowed" if allowed else "denied",
             actor_sub=actor_sub,
+            subject_sub=actor_sub,
             client_id=client_id,
             source_ip=source_ip,
             user_agent=user_agent,
