@@ -9,6 +9,7 @@ import pytest
 
 from auth_service.audit.chain import ChainKeys, verify_records
 from auth_service.audit.checkpoints import (
+    CHECKPOINT_INTERVAL,
     Checkpoint,
     CheckpointList,
     InvalidCheckpoints,
@@ -98,3 +99,8 @@ class TestParseCheckpoints:
         good = {"c1": {3: records[2].hash}}
         (ok,) = verify_records(records, ChainKeys([KEY_1]), checkpoints=good)
         assert ok.broken is None and ok.checkpoint_seq == 3
+
+
+def test_writers_checkpoint_at_least_every_minute() -> None:
+    """The default publication interval keeps the contract's "at least every minute"."""
+    assert 0 < CHECKPOINT_INTERVAL <= 60
