@@ -181,7 +181,12 @@ async def _session(
 ) -> int:
     admin = admin_from_env(os.environ, state.realm.name)
     try:
-        plan = await build_plan(admin, state, prune=prune, rotate=rotate)
+        console = Console(stderr=True)
+        if console.is_terminal:
+            with console.status("reading the live realm"):
+                plan = await build_plan(admin, state, prune=prune, rotate=rotate)
+        else:
+            plan = await build_plan(admin, state, prune=prune, rotate=rotate)
         for line in render(plan, verbose=verbose):
             click.echo(line)
         if mode == "check":
