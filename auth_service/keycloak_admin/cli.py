@@ -267,14 +267,15 @@ def plan_command(file: Path, allow_seed_users: bool, prune: bool, verbose: bool)
 @keycloak_group.command("check")
 @_file
 @_seed
+@click.option("--prune", is_flag=True, help="objects the file does not declare count as drift")
 @_verbose
-def check_command(file: Path, allow_seed_users: bool, verbose: bool) -> None:
+def check_command(file: Path, allow_seed_users: bool, prune: bool, verbose: bool) -> None:
     """Exit 0 when the realm matches the file, 1 when it drifted (the plan is printed)."""
     state = load(file, allow_seed_users=allow_seed_users, env=os.environ)
     _execute(
         state,
         mode="check",
-        prune=False,
+        prune=prune,
         rotate=frozenset(),
         verbose=verbose,
         secret_client="",

@@ -24,7 +24,7 @@ import uuid
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ._http import Request, Response, oauth_error
+from ._http import OAUTH_SERVER_ERROR, Request, Response, oauth_error
 from ._model import Client, User
 
 if TYPE_CHECKING:
@@ -118,6 +118,8 @@ class AdminStore:
         self.refresh_tokens: set[str] = set()
         self.writes: list[tuple[str, str]] = []
         """``(method, path)`` of every non-GET admin request, in order."""
+        self.fail_writes_after: int | None = None
+        """Answer every write after this many with Keycloak's 500 (a server dying mid-apply)."""
         self.lenient_redirects = False
         """Seeded realms keep the stand-in's historic "any redirect URI" behaviour."""
         self._projected_users: set[str] = set()
@@ -454,6 +456,9 @@ def handle_admin(fake: FakeKeycloak, req: Request) -> Response:
         return Response.json({"error": "HTTP 401 Unauthorized"}, 401)
     path = req.path.rstrip("/")
     if req.method != "GET":
+        limit = store.fail_writes_after
+        if limit is not None and len(store.writes) >= limit:
+            return Response.json(OAUTH_SERVER_ERROR, 500)
         store.writes.append((req.method, path))
     if path == "/admin/realms":
         return _create_realm(store, req)

@@ -158,6 +158,8 @@ class TestApply:
         assert kept.exit_code == 0
         assert "No changes" in kept.stdout
         assert "legacy" in empty.admin.roles
+        assert run(env, "check", "--file", str(BASE)).exit_code == 0
+        assert run(env, "check", "--file", str(BASE), "--prune").exit_code == 1
 
         pruned = run(env, "apply", "--file", str(BASE), "--prune")
         assert pruned.exit_code == 0, pruned.output
@@ -187,6 +189,42 @@ class TestApply:
         assert user["email"] == "alice@example.com"
         assert (user["firstName"], user["lastName"]) == ("Alice", "Liddell")
         assert user["attributes"] == {"tenant_id": ["t-001"], "site": ["berlin"]}
+
+    def test_an_interrupted_apply_is_finished_by_running_it_again(
+        self, empty: FakeKeycloak, env: dict[str, str]
+    ) -> None:
+        """Keycloak fails after 7 writes: apply stops with one line and exit 2, leaving a partly
+        configured realm; the rerun plans only what is left and check is then in sync."""
+        empty.admin.fail_writes_after = 7
+        broken = run(env, "apply", "--file", str(DEV), "--allow-seed-users")
+        assert broken.exit_code == 2
+        assert "Keycloak answered 500" in broken.stderr
+        assert len(empty.admin.writes) == 7
+        empty.admin.fail_writes_after = None
+
+        rest = run(env, "plan", "--file", str(DEV), "--allow-seed-users")
+        assert "+ create realm acme" not in rest.stdout
+        assert "+ create user alice" in rest.stdout
+        assert run(env, "apply", "--file", str(DEV), "--allow-seed-users").exit_code == 0
+        assert run(env, "check", "--file", str(DEV), "--allow-seed-users").exit_code == 0
+        assert empty.users["alice"].attributes["tenant_id"] == "t-001"
+
+    def test_the_seeded_stand_in_is_in_sync_with_the_file(self) -> None:
+        """One realm truth: the stand-in seeded from keycloak/acme-dev.toml (as `make dev` and
+        the tests use it) is what `check` expects: exit 0, nothing written."""
+        fake = FakeKeycloak()
+        with StandInServer(fake):
+            env = {"KEYCLOAK_URL": fake.issuer_base, "KEYCLOAK_ADMIN_USER": "admin"}
+            result = run(
+                env | {"KEYCLOAK_ADMIN_PASSWORD": "admin"},
+                "check",
+                "--file",
+                str(DEV),
+                "--allow-seed-users",
+            )
+        assert result.exit_code == 0, result.output
+        assert "No changes" in result.stdout
+        assert fake.admin.writes == []
 
 
 class TestSecrets:
