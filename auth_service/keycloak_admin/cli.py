@@ -30,7 +30,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from .loader import DesiredStateError, load_desired_state
 from .model import DesiredState
-from .reconcile import Plan, Step, build_plan
+from .reconcile import MissingObjectError, Plan, Step, build_plan
 from .representation import export_realm
 
 __all__ = ("DEFAULT_FILE", "keycloak_group")
@@ -218,7 +218,7 @@ def _execute(state: DesiredState, **options: Any) -> NoReturn:
         _fail(str(exc))
     except KeycloakError as exc:
         _fail(_describe(exc))
-    except LookupError as exc:
+    except MissingObjectError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         click.echo("interrupted: nothing half-done is left; run apply again to finish", err=True)

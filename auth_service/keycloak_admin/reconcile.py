@@ -28,7 +28,7 @@ from .representation import (
     user_rep,
 )
 
-__all__ = ("Action", "FieldChange", "Plan", "Step", "build_plan")
+__all__ = ("Action", "FieldChange", "MissingObjectError", "Plan", "Step", "build_plan")
 
 Action = Literal["create", "update", "delete", "unchanged"]
 Run = Callable[[], Awaitable[None]]
@@ -41,6 +41,10 @@ _BUILTIN_CLIENTS = frozenset(
     | {"security-admin-console"}
 )
 _READ_ONLY_USER = ("access", "userProfileMetadata", "createdTimestamp", "totp")
+
+
+class MissingObjectError(Exception):
+    """An object a step needs is not in Keycloak (e.g. a built-in scope this version lacks)."""
 
 
 @dataclass(frozen=True)
@@ -119,7 +123,7 @@ class _Planner:
         if found is None:
             found = await self.admin.a_get_client_id(client_id)
             if found is None:
-                raise LookupError(f"client {client_id} does not exist")
+                raise MissingObjectError(f"client {client_id} does not exist in Keycloak")
             self._client_ids[client_id] = found
         return found
 
@@ -128,7 +132,7 @@ class _Planner:
             scopes = await self.admin.a_get_client_scopes()
             self._scope_ids = {s["name"]: s["id"] for s in scopes}
         if name not in self._scope_ids:
-            raise LookupError(f"client scope {name} does not exist")
+            raise MissingObjectError(f"client scope {name} does not exist in Keycloak")
         return self._scope_ids[name]
 
     async def role_reps(self, names: list[str]) -> list[dict[str, Any]]:

@@ -282,12 +282,20 @@ class AdminStore:
                 continue
             seen.add(claim)
             typed = [_typed(v, config.get("jsonType.label", "String")) for v in values]
-            value = typed if config.get("multivalued") == "true" else typed[0]
-            target = claims
-            *parents, leaf = claim.split(".")
-            for part in parents:
-                target = target.setdefault(part, {})
-            target[leaf] = value
+            _set_claim(claims, claim, typed if config.get("multivalued") == "true" else typed[0])
+        return claims
+
+    @staticmethod
+    def _hardcoded(client: dict[str, Any]) -> dict[str, Any]:
+        claims: dict[str, Any] = {}
+        for mapper in client.get("protocolMappers", []):
+            config = mapper.get("config", {})
+            if mapper.get("protocolMapper") != "oidc-hardcoded-claim-mapper":
+                continue
+            if config.get("access.token.claim", "true") != "true" or not config.get("claim.name"):
+                continue
+            value = _typed(config.get("claim.value", ""), config.get("jsonType.label", "String"))
+            _set_claim(claims, config["claim.name"], value)
         return claims
 
     def _audiences(self, client: dict[str, Any]) -> list[str]:
@@ -306,29 +314,28 @@ class AdminStore:
     def project(self, *, seeding: bool = False) -> None:
         """Rebuild the OIDC stand-in's users and clients from the representations."""
         fake = self.fake
-        by_uuid = {cid: c["clientId"] for cid, c in self.clients.items()}
         clients: dict[str, Client] = {}
         for cid, rep in self.clients.items():
             if rep["clientId"] in _BUILTIN_CLIENTS:
                 continue
             attributes = rep.get("attributes", {})
             previous = fake.clients.get(rep["clientId"])
+            redirects = ["*"] if self.lenient_redirects else list(rep.get("redirectUris", []))
+            logout_url = None if seeding else attributes.get("backchannel.logout.url")
+            lightweight = attributes.get("client.use.lightweight.access.token.enabled")
             client = Client(
                 client_id=rep["clientId"],
                 secret=None if rep.get("publicClient") else rep.get("secret"),
                 public=bool(rep.get("publicClient")),
                 bearer_only=bool(rep.get("bearerOnly")),
-                redirect_uris=["*"]
-                if self.lenient_redirects
-                else list(rep.get("redirectUris", [])),
-                lightweight=attributes.get("client.use.lightweight.access.token.enabled") == "true",
+                redirect_uris=redirects,
+                lightweight=lightweight == "true",
                 audiences=[a for a in self._audiences(rep) if a],
                 service_accounts=bool(rep.get("serviceAccountsEnabled")),
-                backchannel_logout_url=None
-                if seeding
-                else attributes.get("backchannel.logout.url"),
+                backchannel_logout_url=logout_url,
+                hardcoded_claims=self._hardcoded(rep),
             )
-            if previous is not None and seeding is False and client.backchannel_logout_url is None:
+            if previous is not None and not seeding and logout_url is None:
                 client.backchannel_logout_url = previous.backchannel_logout_url
             if client.service_accounts:
                 sa = self._service_account_id(cid)
@@ -373,7 +380,15 @@ class AdminStore:
             fake.users.pop(name, None)
         fake.users.update(users)
         self._projected_users = set(users)
-        del by_uuid
+
+
+def _set_claim(claims: dict[str, Any], name: str, value: Any) -> None:
+    """Set a claim; dots in the name nest objects, as Keycloak's mappers do."""
+    target = claims
+    *parents, leaf = name.split(".")
+    for part in parents:
+        target = target.setdefault(part, {})
+    target[leaf] = value
 
 
 def _typed(value: str, label: str) -> Any:

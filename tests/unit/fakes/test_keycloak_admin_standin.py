@@ -195,3 +195,25 @@ class TestOneRealmTruth:
         fake = FakeKeycloak(realm_file=None)
         assert fake.users == {} and fake.clients == {}
         assert not fake.admin.exists
+
+    def test_hardcoded_claim_mapper_reaches_the_clients_tokens(
+        self, seeded: tuple[FakeKeycloak, KeycloakAdmin]
+    ) -> None:
+        """A hardcoded-claim mapper added to auth-service appears in its service-account token
+        and in user tokens it gets, typed by ``jsonType.label``; other clients do not get it."""
+        fake, admin = seeded
+        uuid = admin.get_client_id("auth-service")
+        assert uuid is not None
+        admin.add_mapper_to_client(
+            uuid,
+            {
+                "name": "svc",
+                "protocol": "openid-connect",
+                "protocolMapper": "oidc-hardcoded-claim-mapper",
+                "config": {"claim.name": "svc.tier", "claim.value": "2", "jsonType.label": "int"},
+            },
+        )
+        assert claims_of(fake.mint_access_token("alice", client_id="auth-service"))["svc"] == {
+            "tier": 2
+        }
+        assert "svc" not in claims_of(fake.mint_access_token("alice", client_id="acme-web"))
