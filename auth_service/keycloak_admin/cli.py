@@ -221,7 +221,7 @@ def _execute(state: DesiredState, **options: Any) -> NoReturn:
     except MissingObjectError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
-        click.echo("interrupted: nothing half-done is left; run apply again to finish", err=True)
+        click.echo("interrupted: run apply again to finish (every step is idempotent)", err=True)
         sys.exit(130)
     sys.exit(code)
 

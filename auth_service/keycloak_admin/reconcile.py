@@ -553,9 +553,14 @@ class _Planner:
             async def create() -> None:
                 new_id = await self.admin.a_get_user_id(user.username)
                 if new_id is None:
-                    new_id = await self.admin.a_create_user(rep)
+                    # The password travels with the create, so no interruption can leave a
+                    # user without one (a rerun only compares the profile, never the password).
+                    payload = dict(rep)
                     if user.password is not None:
-                        await self.admin.a_set_user_password(new_id, user.password, temporary=False)
+                        payload["credentials"] = [
+                            {"type": "password", "value": user.password, "temporary": False}
+                        ]
+                    new_id = await self.admin.a_create_user(payload)
                 await self._assign(new_id, user.realm_roles, user.client_roles)
 
             self.add("create", "user", user.username, create)
