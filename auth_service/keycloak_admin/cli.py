@@ -113,7 +113,7 @@ def load(file: Path, *, allow_seed_users: bool, env: Mapping[str, str] | None) -
         state = load_desired_state(file, env)
     except DesiredStateError as exc:
         for line in exc.errors:
-            click.echo(f"error: {exc.path}: {line}", err=True)
+            click.echo(f"error: {line}", err=True)
         sys.exit(2)
     if state.users and not allow_seed_users:
         _fail(f"{file} declares seed users; pass --allow-seed-users (development only)")

@@ -44,7 +44,8 @@ _BUILTIN_PROFILE = frozenset({"username", "email", "firstName", "lastName"})
 
 
 class DesiredStateError(Exception):
-    """The file cannot be used; ``errors`` lists every problem as ``"<location>: <message>"``."""
+    """The file cannot be used; ``errors`` lists every problem as
+    ``"<file>[:<line>]: <key path>: <message>"``."""
 
     def __init__(self, path: Path, errors: list[str]) -> None:
         super().__init__(f"{path}: {len(errors)} error(s)")
@@ -76,7 +77,11 @@ def _merge_named(base: list[Any], over: list[Any], key: str) -> list[Any]:
     return merged
 
 
-def _read(path: Path, errors: list[str], seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+def _read(
+    path: Path, errors: list[str], seen: tuple[Path, ...] = (), files: list[Path] | None = None
+) -> dict[str, Any]:
+    if files is not None:
+        files.append(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -95,7 +100,7 @@ def _read(path: Path, errors: list[str], seen: tuple[Path, ...] = ()) -> dict[st
     if base_path in seen:
         errors.append(f"{path}: base: {base_name} includes itself")
         return raw
-    base = _read(base_path, errors, (*seen, path.resolve()))
+    base = _read(base_path, errors, (*seen, path.resolve()), files)
     merged = dict(base)
     for key, value in raw.items():
         if key in _NAMED_LISTS and isinstance(value, list) and isinstance(base.get(key), list):
@@ -131,12 +136,19 @@ def substitute(
     return PLACEHOLDER.sub(one, value)
 
 
+_UNKNOWN = re.compile(r"^Object contains unknown field `([^`]+)`")
+
+
 def _located(where: str, exc: msgspec.ValidationError) -> str:
-    message = str(exc)
-    if " - at `$" in message:
-        text, _, path = message.rpartition(" - at `$")
-        return f"{where}{path.rstrip('`')}: {text}"
-    return f"{where}: {message}"
+    """msgspec's ``... - at `$.a.b``` as ``<where>.a.b: ...`` (an unknown field joins the path)."""
+    text, path = str(exc), ""
+    if " - at `$" in text:
+        text, _, path = text.rpartition(" - at `$")
+        path = path.rstrip("`")
+    unknown = _UNKNOWN.match(text)
+    if unknown is not None:
+        path = f"{path}.{unknown.group(1)}"
+    return f"{where}{path}: {text}"
 
 
 def _convert(raw: Any, kind: type[Any], where: str, errors: list[str]) -> Any:
@@ -238,15 +250,62 @@ def _check(state: DesiredState, errors: list[str]) -> None:
                 )
 
 
+_SEGMENT = re.compile(r"([A-Za-z_][\w-]*)(?:\[\d+\](?: \(([^)]*)\))?)?")
+
+
+def _patterns(error: str) -> list[re.Pattern[str]]:
+    """One line pattern per segment of the error's key path, e.g. ``clients[1] (web)`` →
+    ``client_id = "web"``, ``mappers[0] (tenant)`` → ``name = "tenant"``, ``tokens`` → a
+    ``[...tokens]`` header or a ``tokens =`` key."""
+    path = error.partition(": ")[0]
+    patterns: list[re.Pattern[str]] = []
+    for depth, match in enumerate(_SEGMENT.finditer(path)):
+        name, label = match.group(1), match.group(2)
+        if label is not None:
+            key = _NAMED_LISTS.get(name, "name") if depth == 0 else "name"
+            patterns.append(re.compile(rf'^\s*{key}\s*=\s*"{re.escape(label)}"'))
+        else:
+            word = re.escape(name)
+            patterns.append(re.compile(rf"^\s*(\[+([\w.-]*\.)?{word}\]+|{word}\s*=)"))
+    return patterns
+
+
+def _line_of(error: str, files: list[Path]) -> str:
+    """``file:line`` of what an error is about: each segment of its key path is searched
+    after the previous one's line, in each file of the overlay chain (the top file alone when
+    not even the first segment is found)."""
+    patterns = _patterns(error)
+    best: tuple[int, str] = (0, str(files[0]))
+    for path in files:  # the overlay first; the file matching most segments wins
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except OSError:
+            continue
+        start, matched = 0, 0
+        for pattern in patterns:
+            found = next((n for n in range(start, len(lines)) if pattern.match(lines[n])), None)
+            if found is None:
+                break
+            start, matched = found + 1, matched + 1
+        if matched > best[0]:
+            best = (matched, f"{path}:{start}")
+    return best[1]
+
+
+def _fail(path: Path, errors: list[str], files: list[Path]) -> DesiredStateError:
+    return DesiredStateError(path, [f"{_line_of(e, files)}: {e}" for e in errors])
+
+
 def load_desired_state(path: Path, env: Mapping[str, str] | None) -> DesiredState:
     """Read, overlay, substitute (``env=None`` keeps placeholders) and validate ``path``.
 
     Raises ``DesiredStateError`` listing every error found, each with its location.
     """
     errors: list[str] = []
-    raw = _read(path, errors)
+    files: list[Path] = []
+    raw = _read(path, errors, files=files)
     if errors:
-        raise DesiredStateError(path, errors)
+        raise DesiredStateError(path, errors)  # these name their file already
     raw = substitute(raw, env, errors)
     sections: dict[str, Any] = {}
     if "realm" not in raw:
@@ -276,9 +335,9 @@ def load_desired_state(path: Path, env: Mapping[str, str] | None) -> DesiredStat
     for extra in sorted(set(raw) - {"realm", "user_profile", *kinds}):
         errors.append(f"{extra}: unknown section")
     if errors:
-        raise DesiredStateError(path, errors)
+        raise _fail(path, errors, files)
     state = DesiredState(**sections)
     _check(state, errors)
     if errors:
-        raise DesiredStateError(path, errors)
+        raise _fail(path, errors, files)
     return state

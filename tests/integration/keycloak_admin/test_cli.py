@@ -365,9 +365,11 @@ audience = "nowhere"
         result = run(env, "plan", "--file", str(bad))
         assert result.exit_code == 2
         lines = result.stderr.splitlines()
-        assert any("realm.tokens.access_token_lifespan: Expected `int`" in x for x in lines)
-        assert any(
-            "clients[0] (svc): Object contains unknown field `redirect_uri`" in x for x in lines
+        assert lines[0].startswith(f"error: {bad}:5: realm.tokens.access_token_lifespan:")
+        assert "Expected `int`, got `str`" in lines[0]
+        assert lines[1] == (
+            f"error: {bad}:13: clients[0] (svc).redirect_uri:"
+            " Object contains unknown field `redirect_uri`"
         )
         assert len(lines) == 2  # structural errors first; cross-references once those are fixed
 
@@ -386,7 +388,9 @@ audience = "nowhere"
         ]
         for text in expected:
             assert any(text in line for line in lines), (text, lines)
-        assert all(line.startswith(f"error: {bad}: ") for line in lines)
+        assert lines[0].startswith(f"error: {bad}:9: realm_roles[0] (app-user).composites")
+        assert lines[1].startswith(f"error: {bad}:21: clients[1] (web).mappers[0] (tenant)")
+        assert lines[2].startswith(f"error: {bad}:26: clients[1] (web).mappers[1] (aud)")
 
     def test_seed_users_are_refused_without_the_flag(self, env: dict[str, str]) -> None:
         """The development overlay declares users: apply refuses it without --allow-seed-users."""
