@@ -15,7 +15,7 @@ import os
 import sys
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, Literal, NoReturn
 
 import click
 from keycloak import (
@@ -163,15 +163,20 @@ async def _run_steps(steps: list[Step]) -> None:
 
 
 def _write_secret(path: Path, value: str) -> None:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(value + "\n")
+    """Write ``value`` readable by its owner only (also when the file existed before)."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(value + "\n")
+    except OSError as exc:
+        raise AdminError(f"--write-client-secret: cannot write {path}: {exc.strerror}") from None
 
 
 async def _session(
     state: DesiredState,
     *,
-    mode: str,
+    mode: Literal["plan", "apply", "check"],
     prune: bool,
     rotate: frozenset[str],
     verbose: bool,
@@ -201,6 +206,8 @@ async def _session(
             if uuid is None:
                 raise AdminError(f"no client {secret_client} to read the secret of")
             value = str((await admin.a_get_client_secrets(uuid)).get("value") or "")
+            if value == "":
+                raise AdminError(f"client {secret_client} has no secret (public client?)")
             if write_secret is not None:
                 _write_secret(write_secret, value)
                 click.echo(f"Wrote the secret of client {secret_client} to {write_secret}.")

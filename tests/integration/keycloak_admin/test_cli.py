@@ -234,6 +234,8 @@ class TestSecrets:
         """Without a secret in the file Keycloak generates one; --write-client-secret writes it
         (mode 0600) for AUTH_OIDC_CLIENT_SECRET_FILE; the output does not contain it."""
         target = tmp_path / "client-secret"
+        target.write_text("stale")
+        target.chmod(0o644)  # an older, too open file: the secret must not stay readable
         result = run(env, "apply", "--file", str(BASE), "--write-client-secret", str(target))
         assert result.exit_code == 0, result.output
         secret = empty.clients["auth-service"].secret
