@@ -437,7 +437,9 @@ class _Planner:
                 s["name"] for s in await self.admin.a_get_client_optional_client_scopes(uuid)
             ]
             self._client_scope_links(cid, client, default, optional)
-        if client.service_accounts:
+        if client.service_accounts and not live.get("serviceAccountsEnabled"):
+            self._service_account(client, [], {})  # enabled by the update above, then granted
+        elif client.service_accounts:
             user = await self.admin.a_get_client_service_account_user(uuid)
             realm = [r["name"] for r in await self.admin.a_get_realm_roles_of_user(user["id"])]
             by_client: dict[str, list[str]] = {}

@@ -168,8 +168,7 @@ def client_rep(client: Client, *, with_secret: bool = True) -> dict[str, Any]:
     if client.description is not None:
         rep["description"] = client.description
     rep |= {"enabled": client.enabled, "protocol": "openid-connect", "publicClient": public}
-    if bearer:
-        rep["bearerOnly"] = True
+    rep["bearerOnly"] = bearer
     if not public:
         rep["clientAuthenticatorType"] = "client-secret"
     if with_secret and client.secret is not None:

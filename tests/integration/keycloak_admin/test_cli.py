@@ -431,3 +431,35 @@ class TestExport:
         assert result.stdout == (ROOT / "keycloak" / "realm-acme.json").read_text()
         realm = json.loads(result.stdout)
         assert "clientScopes" not in realm
+
+
+class TestServiceAccounts:
+    def test_enabling_a_service_account_and_granting_it_roles_in_one_apply(
+        self, empty: FakeKeycloak, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """A client gains service_accounts and realm/client role grants in the file: one apply
+        enables the account and grants the roles; its client_credentials token carries them."""
+        overlay = copy_files(tmp_path)
+        assert run(env, "apply", "--file", str(overlay), "--allow-seed-users").exit_code == 0
+        base = tmp_path / BASE.name
+        base.write_text(
+            base.read_text().replace(
+                'kind = "bearer-only"\n',
+                'kind = "bearer-only"\n'
+                "service_accounts = true\n"
+                'service_account_roles = { realm = ["token-introspector"],'
+                ' clients = { realm-management = ["view-users"] } }\n',
+            )
+        )
+        base.write_text(base.read_text().replace('kind = "bearer-only"', 'kind = "confidential"'))
+        result = run(env, "apply", "--file", str(overlay), "--allow-seed-users")
+        assert result.exit_code == 0, result.output
+        assert "~ update role-mapping service-account-orders-api" in result.stdout
+        orders = empty.clients["orders-api"]
+        assert orders.service_accounts
+        assert not orders.bearer_only
+        assert set(orders.service_account_roles) == {
+            "token-introspector",
+            "realm-management:view-users",
+        }
+        assert run(env, "check", "--file", str(overlay), "--allow-seed-users").exit_code == 0
