@@ -349,6 +349,13 @@ def apply_command(
 def export_command(file: Path, output: Path | None) -> None:
     """Print the realm import JSON (placeholders kept for Keycloak's --import-realm)."""
     state = load(file, allow_seed_users=True, env=None)
+    if state.client_scopes:
+        names = ", ".join(s.name for s in state.client_scopes)
+        click.echo(
+            f"note: client scopes ({names}) are not in the import (a clientScopes array would"
+            " stop Keycloak from creating its built-in scopes); `apply` creates them",
+            err=True,
+        )
     text = export_json(state)
     if output is None:
         click.echo(text, nl=False)

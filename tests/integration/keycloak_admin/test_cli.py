@@ -463,3 +463,46 @@ class TestServiceAccounts:
             "realm-management:view-users",
         }
         assert run(env, "check", "--file", str(overlay), "--allow-seed-users").exit_code == 0
+
+
+class TestClientScopes:
+    def test_a_custom_scope_is_applied_linked_and_left_out_of_the_export(
+        self, empty: FakeKeycloak, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """A client scope with an audience mapper, named in a client's default scopes: apply
+        creates and links it and check is then in sync; export leaves it out with a note,
+        because a clientScopes array suppresses Keycloak's built-in scopes."""
+        overlay = copy_files(tmp_path)
+        base = tmp_path / BASE.name
+        base.write_text(
+            base.read_text()
+            + """
+[[client_scopes]]
+name = "reports"
+description = "Access to the reports API"
+[[client_scopes.mappers]]
+name = "audience-reports"
+type = "audience"
+audience = "orders-api"
+"""
+        )
+        text = base.read_text().replace(
+            'kind = "public"\n',
+            'kind = "public"\n'
+            'default_client_scopes = ["basic", "profile", "email", "roles", "reports"]\n',
+        )
+        base.write_text(text)
+        result = run(env, "apply", "--file", str(overlay), "--allow-seed-users")
+        assert result.exit_code == 0, result.output
+        assert "+ create client-scope reports" in result.stdout
+        web = next(c for c in empty.admin.clients.values() if c["clientId"] == "acme-web")
+        assert "reports" in web["defaultClientScopes"]
+        assert run(env, "check", "--file", str(overlay), "--allow-seed-users").exit_code == 0
+
+        exported = run({}, "export", "--file", str(overlay))
+        assert exported.exit_code == 0
+        assert "client scopes (reports) are not in the import" in exported.stderr
+        realm = json.loads(exported.stdout)
+        assert "clientScopes" not in realm
+        (web_rep,) = [c for c in realm["clients"] if c["clientId"] == "acme-web"]
+        assert "reports" not in web_rep["defaultClientScopes"]
