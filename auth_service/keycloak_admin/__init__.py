@@ -3,7 +3,8 @@ through python-keycloak (``auth-service keycloak plan|apply|check|export``, CONT
 
 Modules: ``model`` (msgspec Structs), ``loader`` (TOML, overlay, placeholders, located errors),
 ``representation`` (Keycloak JSON shapes, realm export), ``reconcile`` (live read, diff, plan,
-apply steps), ``cli`` (the click group).
+apply steps), ``session`` (admin login, rendering, applying, one-line errors; loaded only by
+the commands that talk to Keycloak), ``cli`` (the click group).
 """
 
 from .loader import DesiredStateError, load_desired_state
