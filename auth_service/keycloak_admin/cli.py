@@ -24,8 +24,10 @@ from .representation import export_realm
 
 __all__ = ("DEFAULT_FILE", "export_json", "fail", "keycloak_group", "load")
 
-DEFAULT_FILE = Path(__file__).resolve().parents[2] / "keycloak" / "acme.toml"
-"""The desired state shipped in ``keycloak/`` (URL placeholders default to development)."""
+DEFAULT_FILE = Path(__file__).resolve().parents[2] / "keycloak" / "acme-dev.toml"
+"""The development realm shipped in ``keycloak/`` (CONTRACT §8: with only the admin variables
+set, ``apply`` configures a fresh Keycloak for ``make up``): the base file plus fixed dev
+secrets and seed users. Any other Keycloak gets ``--file keycloak/acme.toml`` (or its own)."""
 
 
 def fail(message: str) -> NoReturn:
@@ -43,7 +45,13 @@ def load(file: Path, *, allow_seed_users: bool, env: Mapping[str, str] | None) -
             click.echo(f"error: {line}", err=True)
         sys.exit(2)
     if state.users and not allow_seed_users:
-        fail(f"{file} declares seed users; pass --allow-seed-users (development only)")
+        if file.resolve() != DEFAULT_FILE:
+            fail(f"{file} declares seed users; pass --allow-seed-users (development only)")
+        click.echo(
+            f"note: no --file: using the development realm {file} (seed users, fixed dev"
+            " secrets); pass --file keycloak/acme.toml for any other Keycloak",
+            err=True,
+        )
     return state
 
 

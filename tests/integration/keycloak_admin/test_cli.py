@@ -394,11 +394,26 @@ audience = "nowhere"
         assert lines[1].startswith(f"error: {bad}:21: clients[1] (web).mappers[0] (tenant)")
         assert lines[2].startswith(f"error: {bad}:26: clients[1] (web).mappers[1] (aud)")
 
-    def test_seed_users_are_refused_without_the_flag(self, env: dict[str, str]) -> None:
-        """The development overlay declares users: apply refuses it without --allow-seed-users."""
-        result = run(env, "apply", "--file", str(DEV))
+    def test_seed_users_are_refused_without_the_flag(
+        self, empty: FakeKeycloak, env: dict[str, str], tmp_path: Path
+    ) -> None:
+        """A file given with --file that declares users is refused without --allow-seed-users
+        (only the shipped development default is taken as it is); nothing is written."""
+        result = run(env, "apply", "--file", str(copy_files(tmp_path)))
         assert result.exit_code == 2
-        assert "--allow-seed-users" in result.stderr
+        assert "declares seed users; pass --allow-seed-users" in result.stderr
+        assert empty.admin.writes == []
+
+    def test_without_file_the_development_realm_is_applied_with_a_note(
+        self, empty: FakeKeycloak, env: dict[str, str]
+    ) -> None:
+        """CONTRACT §8: with only the admin variables set, apply configures a fresh Keycloak
+        for `make up` (the shipped development realm, seed users included), saying so."""
+        result = run(env, "apply")
+        assert result.exit_code == 0, result.output
+        assert "note: no --file: using the development realm" in result.stderr
+        assert empty.users["alice"].password == "alice-password"
+        assert empty.clients["auth-service"].secret == "auth-service-secret"
 
     def test_a_conflict_during_apply_is_one_line_and_exit_2(
         self, empty: FakeKeycloak, env: dict[str, str], tmp_path: Path
