@@ -115,6 +115,9 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
     revocations = Revocations(res.redis, prefix=settings.redis_prefix, metrics=metrics)
     res.components["revocations"] = revocations
     _spawn(stack, revocations.run(stop), "revocations")
+    metrics.watch_dependencies(
+        idp_reachable=lambda: provider.ready, revocations_synced=revocations.synced.is_set
+    )
 
     last: list[Any] = [None, frozenset()]  # (policy object, its needed claims)
 
