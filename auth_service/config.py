@@ -144,6 +144,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Refresh a session's access token when it has fewer than this many seconds left."""
     login_state_ttl: int = 600
     """Lifetime in seconds of a login attempt (state, nonce, PKCE verifier, rd) in Redis."""
+    login_rate_limit: int = 30
+    """Login attempts (``GET /auth/login``) per client address and window; more get 429."""
+    login_rate_window: int = 60
+    """Length in seconds of the login rate-limit window."""
     oidc_scopes: str = "openid profile email"
     """Scopes requested at browser login."""
     mfa_window: int = 1
@@ -270,6 +274,11 @@ def _check_url(value: str, schemes: tuple[str, ...]) -> None:
         raise ValueError("has an invalid port") from None
 
 
+_AT_LEAST_ONE = frozenset(
+    {"workers", "db_pool_max", "token_cache_size", "login_rate_limit", "login_rate_window"}
+)
+
+
 def _check_field(field: str, value: Any) -> Any:
     """Field-specific checks beyond the type; returns the final value."""
     if field == "oidc_issuer":
@@ -291,7 +300,7 @@ def _check_field(field: str, value: Any) -> Any:
         raise ValueError("must be between 5 and 60 seconds")
     elif field == "port" and not 0 <= value <= 65535:
         raise ValueError("must be a TCP port number")
-    elif field in ("workers", "db_pool_max", "token_cache_size") and value < 1:
+    elif field in _AT_LEAST_ONE and value < 1:
         raise ValueError("must be at least 1")
     elif field in ("otel_exporter_otlp_protocol", "otel_exporter_otlp_traces_protocol"):
         if value not in _OTLP_PROTOCOLS:
