@@ -122,7 +122,7 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
     res.components["revocations"] = revocations
     _spawn(stack, revocations.run(stop), "revocations")
     metrics.watch_dependencies(
-        idp_reachable=lambda: provider.ready, revocations_synced=revocations.synced.is_set
+        idp_reachable=lambda: idp_probe.reachable, revocations_synced=revocations.synced.is_set
     )
 
     last: list[Any] = [None, frozenset()]  # (policy object, its needed claims)

@@ -218,8 +218,8 @@ class Metrics:
         # `watch_dependencies`): nothing on the request path, nothing to drift.
         self.idp_unreachable = Gauge(
             "auth_idp_unreachable_workers",
-            "Workers without fresh IdP keys: no JWKS download succeeded within "
-            "AUTH_JWKS_MAX_AGE, or the realm was never discovered.",
+            "Workers whose last reachability check of the IdP (its discovery document, "
+            "every 10 s) failed, or that have not checked yet.",
             registry=r,
         )
         self.revocations_unsynced = Gauge(
