@@ -236,7 +236,12 @@ class Metrics:
     def watch_dependencies(
         self, *, idp_reachable: Callable[[], bool], revocations_synced: Callable[[], bool]
     ) -> None:
-        """Base the dependency gauges on these state readers (called at each scrape)."""
+        """Base the dependency gauges on these state readers.
+
+        They are called whenever the registry is collected: at a scrape, and from
+        the snapshot publisher's thread (`auth_service.observability.worker_metrics`),
+        so they must only read a flag (no I/O, no awaiting, nothing that mutates).
+        """
         self.idp_unreachable.set_function(lambda: 0.0 if idp_reachable() else 1.0)
         self.revocations_unsynced.set_function(lambda: 0.0 if revocations_synced() else 1.0)
 
