@@ -13,6 +13,7 @@ import ast
 import json
 import subprocess
 import sys
+import tarfile
 import tomllib
 import zipfile
 from email.parser import Parser
@@ -90,10 +91,8 @@ def wheel_metadata(wheel: Path) -> Any:
         return Parser().parsestr(z.read(name).decode())
 
 
-@pytest.fixture(scope="module")
-def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The verifier's wheel plus wheels of every distribution its requirements need."""
-    house = tmp_path_factory.mktemp("wheelhouse")
+def build_wheel(source: Path, into: Path) -> Path:
+    """``pip wheel`` of the project at ``source``: offline, with this environment's setuptools."""
     done = subprocess.run(
         [
             sys.executable,
@@ -104,15 +103,23 @@ def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "--no-build-isolation",
             "--no-index",
             "--wheel-dir",
-            str(house),
-            str(PROJECT),
+            str(into),
+            str(source),
         ],
         env=clean_environment(),
         capture_output=True,
         text=True,
     )
     assert done.returncode == 0, done.stderr
-    (wheel,) = house.glob("auth_service_verifier-*.whl")
+    (wheel,) = into.glob("auth_service_verifier-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def wheelhouse(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The verifier's wheel plus wheels of every distribution its requirements need."""
+    house = tmp_path_factory.mktemp("wheelhouse")
+    wheel = build_wheel(PROJECT, house)
     requirements = wheel_metadata(wheel).get_all("Requires-Dist")
     roots = [r.split(";", 1)[0] for r in requirements]  # the base and the litestar extra
     for name in sorted(requirement_closure(roots)):
@@ -161,6 +168,38 @@ def test_wheel_ships_the_verifier_only_with_the_service_version(wheelhouse: Path
     assert base == third_party_imports() - {"litestar"} == {"joserfc", "httpx", "msgspec"}
     assert extra == {"litestar"}
     assert meta.get_all("Provides-Extra") == ["litestar"]
+
+
+def test_a_wheel_built_from_the_sdist_equals_the_direct_one(
+    wheelhouse: Path, tmp_path: Path
+) -> None:
+    """The sdist (what publishing uploads beside the wheel) builds without the repository."""
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-B",
+            "-c",
+            "import sys, build_backend; print(build_backend.build_sdist(sys.argv[1]))",
+            str(tmp_path),
+        ],
+        cwd=PROJECT,
+        env=clean_environment(),
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stderr
+    sdist = tmp_path / done.stdout.strip().splitlines()[-1]
+    with tarfile.open(sdist) as tar:
+        tar.extractall(tmp_path / "unpacked", filter="data")
+    (unpacked,) = (tmp_path / "unpacked").iterdir()
+    assert not (unpacked.parents[1] / "auth_service").exists()  # nothing to borrow from
+    rebuilt = build_wheel(unpacked, tmp_path / "wheel")
+    direct = the_wheel(wheelhouse)
+    with zipfile.ZipFile(rebuilt) as a, zipfile.ZipFile(direct) as b:
+        assert sorted(a.namelist()) == sorted(b.namelist())
+        for name in a.namelist():
+            if not name.endswith("/RECORD"):
+                assert a.read(name) == b.read(name), name
 
 
 @pytest.fixture
