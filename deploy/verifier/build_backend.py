@@ -42,14 +42,17 @@ def service_version() -> str:
 def _stage(into: Path) -> None:
     for name in _OWN_FILES:
         shutil.copy2(HERE / name, into / name)
-    shutil.copytree(HERE / _EXAMPLES, into / _EXAMPLES, ignore=_ignored)
-    shutil.copytree(SOURCE, into / "src" / "auth_service" / "verifier", ignore=_ignored)
+    (into / _EXAMPLES).mkdir()
+    for example in (HERE / _EXAMPLES).glob("*.py"):
+        shutil.copy2(example, into / _EXAMPLES / example.name)
+    shutil.copytree(
+        SOURCE,
+        into / "src" / "auth_service" / "verifier",
+        ignore=shutil.ignore_patterns("__pycache__", "*.pyc", ".*"),
+    )
     (into / "VERSION").write_text(service_version() + "\n")
-    # The sdist carries what the wheel needs (the example is documentation).
+    # The sdist carries what a wheel build needs, and the examples (documentation).
     (into / "MANIFEST.in").write_text("include VERSION build_backend.py\ngraft examples\n")
-
-
-_ignored = shutil.ignore_patterns("__pycache__", "*.pyc")
 
 
 @contextlib.contextmanager

@@ -190,7 +190,11 @@ def test_a_wheel_built_from_the_sdist_equals_the_direct_one(
     assert done.returncode == 0, done.stderr
     sdist = tmp_path / done.stdout.strip().splitlines()[-1]
     with tarfile.open(sdist) as tar:
+        names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
         tar.extractall(tmp_path / "unpacked", filter="data")
+    expected = {"README.md", "VERSION", "examples/asgi_app.py", "examples/litestar_app.py"}
+    assert expected <= names
+    assert not [n for n in names if "cache" in n or n.endswith(".pyc")]
     (unpacked,) = (tmp_path / "unpacked").iterdir()
     assert not (unpacked.parents[1] / "auth_service").exists()  # nothing to borrow from
     rebuilt = build_wheel(unpacked, tmp_path / "wheel")
