@@ -77,10 +77,16 @@ print(json.dumps({"probe": probe, "answers": asyncio.run(main())}))
 """
 
 
+def service_project() -> dict[str, Any]:
+    """``[project]`` of the service's ``pyproject.toml``."""
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        project: dict[str, Any] = tomllib.load(f)["project"]
+    return project
+
+
 def service_version() -> str:
     """``[project].version`` of the service: the single source of both versions."""
-    with (ROOT / "pyproject.toml").open("rb") as f:
-        version: str = tomllib.load(f)["project"]["version"]
+    version: str = service_project()["version"]
     return version
 
 
@@ -166,6 +172,11 @@ def test_wheel_ships_the_verifier_only_with_the_service_version(wheelhouse: Path
             assert req.marker.evaluate({"extra": "litestar"})
             assert not req.marker.evaluate({"extra": ""})
     assert base == third_party_imports() - {"litestar"} == {"joserfc", "httpx", "msgspec"}
+    # The same version ranges as the service, which is tested with them.
+    service = {r.name: r.specifier for r in map(Requirement, service_project()["dependencies"])}
+    for raw in meta.get_all("Requires-Dist"):
+        req = Requirement(raw)
+        assert req.specifier == service[req.name], req.name
     assert extra == {"litestar"}
     assert meta.get_all("Provides-Extra") == ["litestar"]
 
