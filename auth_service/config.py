@@ -35,6 +35,7 @@ __all__ = (
     "Settings",
     "SettingsError",
     "known_variables",
+    "load_secret_keys",
     "load_settings",
     "read_env_file",
 )
@@ -133,7 +134,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     audit_write_timeout: float = 10.0
     """Bound on one audit batch insert, in seconds."""
     audit_aggregate_window: float = 10.0
-    """Window in seconds within which equal denials (type, reason, source) become one event."""
+    """Seconds in which repeats of one denial (type, reason, rule, caller, source) become one."""
     audit_shutdown_timeout: float = 10.0
     """How long shutdown keeps writing audit events before leaving the rest in the spool."""
     session_idle_timeout: int = 1800
@@ -417,3 +418,24 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: bool = True
     if problems:
         raise SettingsError(problems)
     return Settings(**values)
+
+
+def load_secret_keys(
+    env: Mapping[str, str] | None = None, *, env_file: bool = True
+) -> tuple[SecretKey, ...]:
+    """Only ``AUTH_SECRET_KEYS`` (or ``_FILE``), for tools that need no other setting.
+
+    Raises:
+        SettingsError: with one line when it is missing or invalid.
+    """
+    source = dict(os.environ if env is None else env)
+    if env_file:
+        source = {**read_env_file(source), **source}
+    problems: list[str] = []
+    raw = _read_raw(source, "secret_keys", problems)
+    if raw is None:
+        raise SettingsError(problems or ["AUTH_SECRET_KEYS: required but not set"])
+    try:
+        return _parse_secret_keys(raw)
+    except ValueError as exc:
+        raise SettingsError([f"AUTH_SECRET_KEYS: invalid value <redacted>: {exc}"]) from None

@@ -114,6 +114,7 @@ class ForwardAuthEndpoint:
             )
             if unavailable is not None and verdict.outcome != "allow":
                 raise unavailable  # only an anonymous rule answers without the credentials
+            verdict.caller = creds.identity
             if verdict.identity is not None:  # signing the assertion may find no usable key
                 self._identity_headers(verdict, verdict.identity, req)
         except GatewayError as exc:
