@@ -29,7 +29,7 @@ from litestar.params import FromQuery
 from litestar.response import Redirect
 
 from auth_service.config import Settings
-from auth_service.errors import AuthError, DependencyUnavailable, NotAuthenticated
+from auth_service.errors import AuthError, NotAuthenticated
 from auth_service.mfa.controllers import caller_from, mfa_service
 from auth_service.mfa.service import Caller
 from auth_service.oidc.redirects import redirect_target
@@ -239,9 +239,7 @@ class MfaPages(Controller):
     @staticmethod
     def _csrf(request: Request[Any, Any, Any]) -> CsrfTokens:
         res: Resources = request.app.state.resources
-        csrf: CsrfTokens | None = res.components.get("csrf")
-        if csrf is None:
-            raise DependencyUnavailable("forms are unavailable", reason="csrf_unavailable")
+        csrf: CsrfTokens = res.components["csrf"]  # registered by start_sessions, always
         return csrf
 
     def _csrf_field(self, request: Request[Any, Any, Any], visitor: _Visitor) -> str:
