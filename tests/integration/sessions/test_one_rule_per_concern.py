@@ -85,3 +85,26 @@ async def test_hostile_return_urls_are_400_on_every_page(
         assert r.status_code == 400 and r.json()["reason"] == "invalid_redirect", path
     r = await web.get("/auth/logout", params={"rd": rd})
     assert r.status_code == 400 and r.json()["reason"] == "invalid_redirect"
+
+
+def _csrf(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found is not None
+    return html.unescape(found[1])
+
+
+async def test_form_tokens_are_bound_to_the_session(web: AsyncTestClient[Litestar]) -> None:
+    """The MFA form's token is the sign-out form's scheme: bound to the browser session, so a
+    token from bob's session is refused (403) in alice's, and alice's own is accepted."""
+    assert (await browser_login(web, "bob")).status_code == 302
+    bobs = _csrf((await web.get("/auth/mfa/setup")).text)
+    assert (await browser_login(web, "alice")).status_code == 302  # a new session cookie
+    page = await web.get("/auth/mfa/setup")
+    alices = _csrf(page.text)
+    assert alices != bobs
+    r = await web.post("/auth/mfa/setup", data={"csrf_token": bobs, "code": "000000"})
+    assert r.status_code == 403 and "The form expired" in r.text
+    r = await web.post("/auth/mfa/setup", data={"csrf_token": alices, "code": "000000"})
+    assert r.status_code != 403 and "The form expired" not in r.text
+    r = await web.get("/auth/logout/confirm")
+    assert _csrf(r.text) == alices  # one token per session, whatever the form
