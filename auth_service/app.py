@@ -52,7 +52,7 @@ def create_app(
     if configure_logs:
         configure_logging(fmt=settings.log_format, level=settings.log_level)
     configure_tracing(settings)
-    metrics = Metrics()
+    metrics = Metrics(settings.metrics_dir)
     app = Litestar(
         route_handlers=[
             HealthController,

@@ -63,25 +63,36 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
         workers or settings.workers,
         settings.log_level,
         batch_scheduling=settings.batch_scheduling,
+        metrics_dir=settings.metrics_dir,
     )
 
 
 @main.command()
 def migrate() -> None:
-    """Bring the PostgreSQL schema up to date (safe to run concurrently)."""
-    from auth_service.migrations import MigrationError, apply_migrations
+    """Bring the PostgreSQL schema up to date (safe to run concurrently and repeatedly).
+
+    Connects with AUTH_MIGRATE_DATABASE_URL (the schema owner), else
+    AUTH_DATABASE_URL. Owning the database is enough: the least-privilege
+    runtime role is created and granted when this role may, otherwise the SQL a
+    DBA runs is printed and the exit status is still 0.
+    """
+    from auth_service.migrations import MigrationError, run_migrations
 
     settings = _settings_or_exit()
+    owner = settings.migrate_database_url
+    dsn = settings.database_url if owner is None else owner
     try:
-        done = asyncio.run(apply_migrations(settings.database_url))
+        result = asyncio.run(run_migrations(dsn, runtime_dsn=settings.database_url))
     except MigrationError as exc:
         _fail(f"migrate: {exc}")
     except (OSError, Exception) as exc:  # connection refused, auth failure, SQL error
         _fail(f"migrate: cannot migrate: {exc.__class__.__name__}: {exc}")
-    for m in done:
+    for m in result.applied:
         click.echo(f"applied {m.version:04d}_{m.name}")
-    if not done:
+    if not result.applied:
         click.echo("schema is up to date")
+    for line in result.notices:
+        click.echo(line)
 
 
 @main.group()

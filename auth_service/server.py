@@ -47,7 +47,11 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -101,12 +105,46 @@ def use_batch_scheduling() -> bool:
     return True
 
 
+@contextlib.contextmanager
+def worker_metrics_dir(configured: str | None) -> Iterator[str]:
+    """The directory the workers publish their metrics in, passed to them as ``AUTH_METRICS_DIR``.
+
+    A configured directory is emptied of earlier runs' snapshots; otherwise a private
+    one is made and removed when the server stops.
+    """
+    if configured is not None:
+        path = Path(configured)
+        path.mkdir(parents=True, exist_ok=True)
+        for old in path.glob("worker-*"):
+            old.unlink(missing_ok=True)
+        yield str(path)
+        return
+    made = tempfile.mkdtemp(prefix="auth-service-metrics-")
+    os.environ["AUTH_METRICS_DIR"] = made
+    try:
+        yield made
+    finally:
+        os.environ.pop("AUTH_METRICS_DIR", None)
+        shutil.rmtree(made, ignore_errors=True)
+
+
 def run(
-    host: str, port: int, workers: int, log_level: str, *, batch_scheduling: bool = True
+    host: str,
+    port: int,
+    workers: int,
+    log_level: str,
+    *,
+    batch_scheduling: bool = True,
+    metrics_dir: str | None = None,
 ) -> None:
     """Serve until SIGTERM/SIGINT; exits non-zero when a worker cannot start."""
     if batch_scheduling:
         use_batch_scheduling()
+    with worker_metrics_dir(metrics_dir):
+        _serve(host, port, workers, log_level)
+
+
+def _serve(host: str, port: int, workers: int, log_level: str) -> None:
     level = log_level.lower()
     server = _Supervisor(
         APP,

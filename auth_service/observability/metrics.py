@@ -17,13 +17,24 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import (
+    GC_COLLECTOR,
+    PLATFORM_COLLECTOR,
+    PROCESS_COLLECTOR,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from auth_service.observability.worker_metrics import WorkerMetrics
+
 __all__ = ("CONTENT_TYPE", "LoopCounter", "LoopHistogram", "Metrics")
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+CONTENT_TYPE = "text/plain; version=0.0.4"
+"""The exposition format's media type; Litestar adds ``; charset=utf-8`` to text types."""
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 
 
@@ -127,11 +138,19 @@ class _LoopCollector(Collector):
 
 
 class Metrics:
-    """Every metric the service exports."""
+    """Every metric the service exports.
 
-    def __init__(self) -> None:
+    With ``shared_dir`` (what ``auth-service serve`` gives each worker), ``render``
+    answers for every worker of the server (`auth_service.observability.worker_metrics`);
+    without it, for this process alone.
+    """
+
+    def __init__(self, shared_dir: str | None = None) -> None:
         self.registry = CollectorRegistry()
         r = self.registry
+        # The standard process_*, python_gc_* and python_info metrics of this process.
+        for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
+            r.register(collector)
         self.http_requests = LoopCounter(
             "auth_http_requests_total",
             "HTTP requests by route template, method and status.",
@@ -194,6 +213,13 @@ class Metrics:
         )
         self.mfa_lockouts = Counter("auth_mfa_lockouts_total", "MFA lockouts.", registry=r)
 
+        self.workers: WorkerMetrics | None = None
+        if shared_dir is not None:
+            self.workers = WorkerMetrics(r, shared_dir)
+            self.workers.start()
+
     def render(self) -> bytes:
-        """The registry in Prometheus text format."""
-        return generate_latest(self.registry)
+        """Prometheus text format: every worker's metrics merged, or this process's."""
+        if self.workers is None:
+            return generate_latest(self.registry)
+        return generate_latest(self.workers.merged())

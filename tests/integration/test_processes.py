@@ -146,7 +146,8 @@ def test_sigterm_lets_in_flight_requests_finish(
     """SIGTERM while a request waits on the IdP: it still gets its 200, then a clean exit."""
     idp, _ = keycloak
     token = idp.mint_access_token("alice", lightweight=True, client_id="auth-service")
-    svc = ServiceProcess(idp_env).start()
+    # The slow introspection (1.5 s) must stay within the introspection bound (default 1 s).
+    svc = ServiceProcess({**idp_env, "AUTH_INTROSPECTION_TIMEOUT": "5"}).start()
     wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready")
     idp.set_fault("introspect", "slow", delay=1.5)
     before = idp.requests["introspect"]

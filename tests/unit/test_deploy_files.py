@@ -32,6 +32,7 @@ ROLES = {
     "idp": "keycloak",
     "postgres": "postgres",
     "redis": "redis",
+    "migrate": "migrate",
     "auth-service": "auth-service",
     "gateway": "gateway",
     "demo": "demo",
@@ -71,13 +72,19 @@ class TestCompose:
         assert set(settings.audiences) >= {"orders-api", "auth-service"}
 
     def test_auth_service_waits_for_healthy_dependencies_and_migrates_first(self) -> None:
-        """auth-service starts after keycloak, postgres and redis are healthy, migrating first."""
+        """auth-service starts after keycloak, postgres and redis are healthy and after the
+        one-shot migrate service succeeded; it only serves."""
         service = SERVICES["auth-service"]
         for dep in ("keycloak", "postgres", "redis"):
             assert service["depends_on"][dep] == {"condition": "service_healthy"}
             assert SERVICES[dep]["healthcheck"]["test"]
+        assert service["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+        migrate = SERVICES["migrate"]
+        assert migrate["command"] == ["auth-service", "migrate"]
+        assert migrate["depends_on"]["postgres"] == {"condition": "service_healthy"}
+        assert migrate["build"] == service["build"]
         command = " ".join(service["command"])
-        assert command.index("auth-service migrate") < command.index("auth-service serve")
+        assert command.startswith("auth-service serve") and "migrate" not in command
         assert "--host 0.0.0.0" in command
         assert service["build"]["dockerfile"] == "deploy/Dockerfile"
         assert "health/ready" in " ".join(service["healthcheck"]["test"])
@@ -134,6 +141,43 @@ class TestCompose:
         assert sorted(p for p in placeholders if p not in env) == []
         client_secret = SERVICES["auth-service"]["environment"]["AUTH_OIDC_CLIENT_SECRET"]
         assert env["AUTH_SERVICE_CLIENT_SECRET"] == client_secret
+
+
+class TestTwoDsns:
+    """migrate connects as the database owner, the service as the least-privilege role."""
+
+    @staticmethod
+    def _env(service: str) -> dict[str, str]:
+        return {k: str(v) for k, v in SERVICES[service]["environment"].items()}
+
+    def test_migrate_uses_the_owner_and_serve_a_member_of_the_runtime_role(self) -> None:
+        """The owner's DSN is only in the migrate service; the init script makes the owner
+        a plain owner (no CREATEROLE) and the runtime user a member of auth_app."""
+        from auth_service.migrations import RUNTIME_ROLE
+
+        migrate, serve = self._env("migrate"), self._env("auth-service")
+        owner = urlsplit(migrate["AUTH_MIGRATE_DATABASE_URL"])
+        runtime = urlsplit(serve["AUTH_DATABASE_URL"])
+        assert "AUTH_MIGRATE_DATABASE_URL" not in serve
+        assert migrate["AUTH_DATABASE_URL"] == serve["AUTH_DATABASE_URL"]
+        assert owner.password is not None and owner.password not in str(serve)
+        assert (owner.hostname, owner.path) == (runtime.hostname, runtime.path)
+        assert owner.username != runtime.username
+        load_settings(migrate, env_file=False)
+        init = _volume("postgres", "/docker-entrypoint-initdb.d/10-auth-service.sql").read_text()
+        db = owner.path.lstrip("/")
+        assert f"CREATE DATABASE {db} OWNER {owner.username};" in init
+        assert re.search(rf"CREATE ROLE {owner.username} LOGIN .*NOSUPERUSER NOCREATEROLE", init)
+        assert re.search(
+            rf"CREATE ROLE {runtime.username} LOGIN [^;]*IN ROLE {RUNTIME_ROLE};", init, re.S
+        )
+
+    def test_dockerfile_serves_only(self) -> None:
+        """The image's default command serves; migrating is a separate run with the owner DSN."""
+        text = (ROOT / "deploy" / "Dockerfile").read_text()
+        (cmd,) = re.findall(r"^CMD (.+)$", text, re.M)
+        assert json.loads(cmd) == ["auth-service", "serve", "--host", "0.0.0.0", "--port", "8000"]
+        assert "AUTH_MIGRATE_DATABASE_URL" in text
 
 
 class TestRealm:
