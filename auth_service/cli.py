@@ -16,6 +16,7 @@ import click
 from auth_service.audit.cli import audit_group
 from auth_service.config import Settings, SettingsError, load_settings
 from auth_service.devstack import dev_command
+from auth_service.keycloak_admin.cli import keycloak_group
 
 __all__ = ("main",)
 
@@ -138,6 +139,7 @@ def policy_check(file: str) -> None:
 
 main.add_command(audit_group)
 main.add_command(dev_command)
+main.add_command(keycloak_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

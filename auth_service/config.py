@@ -36,6 +36,7 @@ __all__ = (
     "Settings",
     "SettingsError",
     "known_variables",
+    "load_secret_keys",
     "load_settings",
     "read_env_file",
 )
@@ -136,7 +137,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     audit_write_timeout: float = 10.0
     """Bound on one audit batch insert, in seconds."""
     audit_aggregate_window: float = 10.0
-    """Window in seconds within which equal denials (type, reason, source) become one event."""
+    """Seconds in which repeats of one denial (type, reason, rule, caller, source) become one."""
     audit_shutdown_timeout: float = 10.0
     """How long shutdown keeps writing audit events before leaving the rest in the spool."""
     session_idle_timeout: int = 1800
@@ -147,6 +148,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Refresh a session's access token when it has fewer than this many seconds left."""
     login_state_ttl: int = 600
     """Lifetime in seconds of a login attempt (state, nonce, PKCE verifier, rd) in Redis."""
+    login_rate_limit: int = 30
+    """Login attempts (``GET /auth/login``) per client address and window; more get 429."""
+    login_rate_window: int = 60
+    """Length in seconds of the login rate-limit window."""
     oidc_scopes: str = "openid profile email"
     """Scopes requested at browser login."""
     mfa_window: int = 1
@@ -273,6 +278,11 @@ def _check_url(value: str, schemes: tuple[str, ...]) -> None:
         raise ValueError("has an invalid port") from None
 
 
+_AT_LEAST_ONE = frozenset(
+    {"workers", "db_pool_max", "token_cache_size", "login_rate_limit", "login_rate_window"}
+)
+
+
 def _check_field(field: str, value: Any) -> Any:
     """Field-specific checks beyond the type; returns the final value."""
     if field == "oidc_issuer":
@@ -294,7 +304,7 @@ def _check_field(field: str, value: Any) -> Any:
         raise ValueError("must be between 5 and 60 seconds")
     elif field == "port" and not 0 <= value <= 65535:
         raise ValueError("must be a TCP port number")
-    elif field in ("workers", "db_pool_max", "token_cache_size") and value < 1:
+    elif field in _AT_LEAST_ONE and value < 1:
         raise ValueError("must be at least 1")
     elif field in ("otel_exporter_otlp_protocol", "otel_exporter_otlp_traces_protocol"):
         if value not in _OTLP_PROTOCOLS:
@@ -417,3 +427,24 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: bool = True
     if problems:
         raise SettingsError(problems)
     return Settings(**values)
+
+
+def load_secret_keys(
+    env: Mapping[str, str] | None = None, *, env_file: bool = True
+) -> tuple[SecretKey, ...]:
+    """Only ``AUTH_SECRET_KEYS`` (or ``_FILE``), for tools that need no other setting.
+
+    Raises:
+        SettingsError: with one line when it is missing or invalid.
+    """
+    source = dict(os.environ if env is None else env)
+    if env_file:
+        source = {**read_env_file(source), **source}
+    problems: list[str] = []
+    raw = _read_raw(source, "secret_keys", problems)
+    if raw is None:
+        raise SettingsError(problems or ["AUTH_SECRET_KEYS: required but not set"])
+    try:
+        return _parse_secret_keys(raw)
+    except ValueError as exc:
+        raise SettingsError([f"AUTH_SECRET_KEYS: invalid value <redacted>: {exc}"]) from None

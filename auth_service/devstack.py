@@ -70,6 +70,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NGINX_DIR = ROOT / "gateway_config" / "nginx"
 DEMO_DIR = ROOT / "deploy" / "demo"
 STANDIN_PACKAGE = ROOT / "tests" / "fakes" / "keycloak"
+REALM_FILE = ROOT / "keycloak" / "acme-dev.toml"
+"""Desired state the development IdP loads (the same file `docker compose` imports)."""
 NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -498,6 +500,8 @@ def build_children(
                     str(ports.idp),
                     "--realm",
                     dev.realm,
+                    "--realm-file",
+                    str(REALM_FILE),
                     "--public-base",
                     dev.standin_base,
                     "--backchannel-url",

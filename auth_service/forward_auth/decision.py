@@ -60,6 +60,9 @@ class Verdict:
     """Whether this decision becomes an audit event."""
     mfa: bool = False
     """The identity's session passed TOTP (for ``X-Auth-MFA`` and the assertion's ``amr``)."""
+    caller: Authenticated | None = None
+    """Who presented valid credentials, whatever the outcome (for the audit event only;
+    unlike `identity` it never produces identity headers)."""
 
 
 def is_browser(req: ForwardedRequest, creds: Credentials) -> bool:

@@ -38,7 +38,9 @@ ROLES = {
     "demo": "demo",
 }
 """Role in the topology → compose service name (`auth-service dev` runs the same roles)."""
-UPPER_PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+UPPER_PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?::[^}]*)?\}")
+ONE_SHOT = {"keycloak-setup"}
+"""Compose services that run once and exit (no role in the long-running topology)."""
 
 
 def _volume(service: str, target: str) -> Path:
@@ -50,15 +52,19 @@ def _volume(service: str, target: str) -> Path:
 
 
 def _realm() -> dict[str, Any]:
+    """The mounted realm import with its placeholders filled from the keycloak service's
+    environment, as Keycloak's ``--import-realm`` does."""
     source = _volume("keycloak", "/opt/keycloak/data/import/realm-acme.json")
-    realm: dict[str, Any] = json.loads(source.read_text())
+    env = {k: str(v) for k, v in SERVICES["keycloak"]["environment"].items()}
+    text = UPPER_PLACEHOLDER.sub(lambda m: json.dumps(env[m.group(1)])[1:-1], source.read_text())
+    realm: dict[str, Any] = json.loads(text)
     return realm
 
 
 class TestCompose:
     def test_services_are_the_dev_topology_roles(self) -> None:
         """Exactly one compose service per role of the `make dev` topology."""
-        assert set(SERVICES) == set(ROLES.values())
+        assert set(SERVICES) - ONE_SHOT == set(ROLES.values())
 
     def test_auth_service_gets_every_required_setting_and_they_load(self) -> None:
         """Every required AUTH_* setting is provided and the whole environment validates."""
@@ -292,3 +298,54 @@ class TestNginxConfig:
         assert out == "server a:1; set $x $request_id; # ${DOC}"
         with pytest.raises(DevError, match="MISSING"):
             render_template("listen ${MISSING};", {})
+
+
+class TestKeycloakSetup:
+    def test_the_committed_realm_import_is_exported_from_the_desired_state(self) -> None:
+        """keycloak/realm-acme.json is exactly what `auth-service keycloak export` prints for
+        keycloak/acme-dev.toml: the compose import and the desired state are one realm."""
+        from auth_service.keycloak_admin import load_desired_state
+        from auth_service.keycloak_admin.cli import export_json
+
+        committed = _volume("keycloak", "/opt/keycloak/data/import/realm-acme.json")
+        state = load_desired_state(ROOT / "keycloak" / "acme-dev.toml", env=None)
+        assert committed.read_text() == export_json(state), (
+            "keycloak/realm-acme.json is out of date: run `auth-service keycloak export"
+            " --file keycloak/acme-dev.toml --output keycloak/realm-acme.json`"
+        )
+
+    def test_setup_applies_the_mounted_file_once_keycloak_is_healthy(self) -> None:
+        """keycloak-setup runs `keycloak apply` on the mounted overlay after Keycloak is healthy,
+        with the bootstrap admin, and auth-service starts only after it succeeded."""
+        setup = SERVICES["keycloak-setup"]
+        command = setup["command"]
+        assert command[:3] == ["auth-service", "keycloak", "apply"]
+        mounted = _volume("keycloak-setup", "/etc/keycloak")
+        file = command[command.index("--file") + 1]
+        assert (mounted / Path(file).relative_to("/etc/keycloak")).is_file()
+        assert "--allow-seed-users" in command
+        assert setup["depends_on"]["keycloak"]["condition"] == "service_healthy"
+        waits = SERVICES["auth-service"]["depends_on"]["keycloak-setup"]["condition"]
+        assert waits == "service_completed_successfully"
+        env = {k: str(v) for k, v in setup["environment"].items()}
+        kc = {k: str(v) for k, v in SERVICES["keycloak"]["environment"].items()}
+        assert urlsplit(env["KEYCLOAK_URL"]).hostname == "keycloak"
+        assert urlsplit(env["KEYCLOAK_URL"]).port == int(kc["KC_HTTP_PORT"])
+        assert env["KEYCLOAK_ADMIN_USER"] == kc["KC_BOOTSTRAP_ADMIN_USERNAME"]
+        assert env["KEYCLOAK_ADMIN_PASSWORD"] == kc["KC_BOOTSTRAP_ADMIN_PASSWORD"]
+
+    def test_setup_and_import_fill_the_placeholders_with_the_same_values(self) -> None:
+        """Every placeholder of the desired state has one value for the import (keycloak) and
+        for apply (keycloak-setup), so both describe the same realm."""
+        text = "\n".join(
+            line
+            for path in (ROOT / "keycloak").glob("*.toml")
+            for line in path.read_text().splitlines()
+            if not line.lstrip().startswith("#")
+        )
+        placeholders = set(UPPER_PLACEHOLDER.findall(text))
+        assert {"REALM_PUBLIC_URL", "AUTH_SERVICE_CLIENT_SECRET"} <= placeholders
+        setup = SERVICES["keycloak-setup"]["environment"]
+        kc = SERVICES["keycloak"]["environment"]
+        assert {p: setup.get(p) for p in placeholders} == {p: kc.get(p) for p in placeholders}
+        assert all(setup.get(p) is not None for p in placeholders)
