@@ -154,7 +154,7 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
         assertions=signer,
         mfa=mfa,
         sessions=sessions,
-        on_decision=audit_hook(audit),
+        on_decision=audit_hook(audit, settings.trusted_proxies),
     )
     # Registered last, so it runs first on shutdown: loops see `stop` before being cancelled.
     stack.callback(stop.set)
