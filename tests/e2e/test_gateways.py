@@ -240,14 +240,26 @@ class TestClientIdentityHeaders:
         assert [h for h in seen if re.match(r"x[-_]auth", h)] == []
 
     def test_unknown_identity_header_never_reaches_the_upstream(
-        self, gw: LiveGateway, tokens: dict[str, str], client: httpx.Client
+        self,
+        gw: LiveGateway,
+        tokens: dict[str, str],
+        database_url: str,
+        client: httpx.Client,
     ) -> None:
         """``X-Auth-Foo`` (a claim header added later): Caddy, Traefik and Envoy strip it by
-        prefix; stock nginx cannot, so it reaches the check, which refuses it (400)."""
-        headers = {**_bearer(tokens["bob"]), "X-Auth-Foo": "bar", "X-Auth-Tenant-Id": "t-001"}
+        prefix; stock nginx cannot, so it reaches the check, which refuses it (400, audited)."""
+        rid = f"foo-{gw.name}-{uuid.uuid4().hex[:12]}"
+        headers = {
+            **_bearer(tokens["bob"]),
+            "X-Auth-Foo": "bar",
+            "X-Auth-Tenant-Id": "t-001",
+            "X-Request-ID": rid,
+        }
         r = client.get(f"{gw.url}/orders/1", headers=headers)
         if gw.name == "nginx":
             _problem(r, 400)
+            [event] = _audited(database_url, rid)
+            assert event["reason"] == "bad_forwarded_request"
             return
         assert r.status_code == 200, r.text
         seen = r.json()["headers"]
