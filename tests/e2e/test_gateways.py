@@ -51,6 +51,8 @@ def gw_service(
         "AUTH_POLICY_FILE": str(POLICY),
         "AUTH_REDIS_PREFIX": f"{e2e_env['AUTH_REDIS_PREFIX']}gw:",
         "AUTH_AUDIT_SPOOL_DIR": str(tmp_path_factory.mktemp("gw-spool")),
+        # A claim header none of the gateway configs names (a mapping "added later").
+        "AUTH_CLAIM_HEADERS": f"{e2e_env['AUTH_CLAIM_HEADERS']},team=X-Auth-Team",
     }
     service = ServiceProcess(env).start()
 
@@ -268,6 +270,24 @@ class TestClientIdentityHeaders:
         assert "x-auth-foo" not in seen
         assert "x-auth-tenant-id" not in seen
         assert seen["x-auth-user"] == "bob"
+
+    def test_claim_header_added_later_is_never_forged(
+        self, gw: LiveGateway, standin: StandIn, client: httpx.Client
+    ) -> None:
+        """``team`` → ``X-Auth-Team`` is mapped in the service only. Traefik and Envoy copy it
+        by prefix; Caddy strips the client's copy but copies names only (so nothing arrives);
+        nginx refuses the client's copy. The forged value never arrives anywhere."""
+        token = standin.mint(username="bob", extra_claims={"team": "blue"})
+        honest = client.get(f"{gw.url}/orders/1", headers=_bearer(token))
+        assert honest.status_code == 200, honest.text
+        copied = honest.json()["headers"].get("x-auth-team")
+        assert copied == ("blue" if gw.name in ("traefik", "envoy") else None)
+        forged = client.get(f"{gw.url}/orders/1", headers={**_bearer(token), "X-Auth-Team": "red"})
+        if gw.name == "nginx":
+            _problem(forged, 400)
+        else:
+            assert forged.status_code == 200, forged.text
+            assert forged.json()["headers"].get("x-auth-team") == copied
 
 
 class TestRequestIds:
