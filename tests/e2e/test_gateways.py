@@ -328,6 +328,20 @@ class TestRequestIds:
         [event] = _audited(database_url, rid)
         assert event["details"]["path"] == "/partner/2"
 
+    def test_invalid_client_request_id_is_replaced_before_the_upstream(
+        self, gw: LiveGateway, tokens: dict[str, str], client: httpx.Client
+    ) -> None:
+        """An id outside ``^[A-Za-z0-9._:-]{1,128}$`` is replaced (by the gateway, or by the
+        service and copied upstream): the demo and the client see the same valid id."""
+        for bad in ("x" * 129, "has spaces in it"):
+            r = client.get(
+                f"{gw.url}/orders/1", headers={**_bearer(tokens["alice"]), "X-Request-ID": bad}
+            )
+            assert r.status_code == 200, r.text
+            rid = r.json()["request_id"]
+            assert CONTRACT_REQUEST_ID.fullmatch(rid), rid
+            assert r.headers["x-request-id"] == rid
+
 
 class TestAssertion:
     def test_downstream_verifies_the_assertion_it_received(
