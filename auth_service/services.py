@@ -195,6 +195,10 @@ async def build_services(
         _spawn(stack, idp_probe.run(stop), "idp-probe")  # readiness: is the realm reachable?
         revocations = Revocations(res.redis, prefix=settings.redis_prefix, metrics=metrics)
         _spawn(stack, revocations.run(stop), "revocations")
+        metrics.watch_dependencies(
+            idp_reachable=lambda: idp_probe.reachable,
+            revocations_synced=revocations.synced.is_set,
+        )
 
         mfa_state, mfa = await start_mfa(
             res, stack, audit=audit, revocations=revocations, clock=clock
@@ -244,7 +248,7 @@ async def build_services(
             assertions=signer,
             mfa=mfa_state,
             sessions=sessions,
-            on_decision=audit_hook(audit),
+            on_decision=audit_hook(audit, settings.trusted_proxies),
         )
         # Registered last, so it runs first on shutdown: loops see `stop` before being cancelled.
         stack.callback(stop.set)

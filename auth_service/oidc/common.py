@@ -7,8 +7,7 @@ from typing import Any
 
 from auth_service.audit.sink import AuditSink
 from auth_service.config import Settings
-from auth_service.errors import BadRequest
-from auth_service.oidc.redirects import safe_redirect
+from auth_service.oidc.redirects import redirect_target
 
 __all__ = ("ClientInfo", "FlowAudit", "return_url")
 
@@ -23,10 +22,7 @@ class ClientInfo:
 
 def return_url(settings: Settings, rd: str | None) -> str:
     """``rd`` as an absolute URL if it is allowed (default: the public URL), else 400."""
-    target = safe_redirect(rd or "/", settings.allowed_redirect_hosts, settings.public_url)
-    if target is None:
-        raise BadRequest("the return URL is not allowed", reason="invalid_redirect")
-    return f"{settings.public_url}{target}" if target.startswith("/") else target
+    return redirect_target(rd, settings.allowed_redirect_hosts, settings.public_url)
 
 
 class FlowAudit:

@@ -22,6 +22,7 @@ from litestar.params import FromQuery
 from litestar.status_codes import HTTP_200_OK
 from redis.exceptions import RedisError
 
+from auth_service.config import Settings
 from auth_service.errors import (
     AuthError,
     BadRequest,
@@ -31,17 +32,19 @@ from auth_service.errors import (
 )
 from auth_service.mfa.service import MfaService
 from auth_service.mfa.state import MfaState
+from auth_service.observability.client_address import client_address
 from auth_service.oidc.common import ClientInfo
 from auth_service.oidc.login import BrowserLogin, LoginFailed, LoginRejected, LoginResult
 from auth_service.oidc.logout import Logout
 from auth_service.oidc.pages import REDIRECT_HEADERS, error_page, logout_page
+from auth_service.oidc.redirects import redirect_target
 from auth_service.policy import PolicyHolder, normalize_path
 from auth_service.request_id import request_id
 from auth_service.sessions.csrf import CsrfTokens
 from auth_service.sessions.resolver import SessionResolver
 from auth_service.stores.rate_limit import FixedWindowLimiter
+from auth_service.tokens.guards import authenticate_caller
 from auth_service.tokens.identity import Authenticated
-from auth_service.tokens.service import Authenticator
 
 __all__ = ("BrowserLoginController", "UserInfo")
 
@@ -66,7 +69,8 @@ class UserInfo(msgspec.Struct):
 
 
 def _client(request: Request[Any, Any, Any]) -> ClientInfo:
-    ip = request.client.host if request.client else None
+    settings: Settings = request.app.state.settings
+    ip = client_address(request.scope, settings.trusted_proxies)
     return ClientInfo(ip=ip, user_agent=(request.headers.get("user-agent") or "")[:512] or None)
 
 
@@ -185,26 +189,17 @@ class BrowserLoginController(Controller):
         except (RedisError, OSError) as exc:
             return _failure(request, _store_down(exc), f"{login.settings.public_url}/auth/login")
         cookie = _cookie(login, sessions.cookie, result.session_id, None)
-        target = await _after_login(login.settings.public_url, result, mfa, policy)
+        target = await _after_login(login.settings, result, mfa, policy)
         return _redirect(target, [cookie])
 
     @get("/userinfo")
     async def userinfo(
-        self,
-        request: Request[Any, Any, Any],
-        sessions: NamedDependency[SessionResolver],
-        authenticator: NamedDependency[Authenticator],
-        mfa_state: NamedDependency[MfaState],
+        self, request: Request[Any, Any, Any], mfa_state: NamedDependency[MfaState]
     ) -> Response[UserInfo]:
         """The caller's identity, from a bearer token or the session cookie."""
-        header = request.headers.get("authorization")
-        session_id = request.cookies.get(sessions.cookie)
-        if header is not None or not session_id:
-            auth = await authenticator.authenticate_bearer(header)
-        else:
-            auth = await sessions.resolve(session_id)
-        verified = mfa_state.is_verified(auth.claims.sid)
-        return Response(_userinfo(auth, verified), headers={"Cache-Control": "no-store"})
+        caller = await authenticate_caller(request)
+        verified = mfa_state.is_verified(caller.identity.claims.sid)
+        return Response(_userinfo(caller.identity, verified), headers={"Cache-Control": "no-store"})
 
     @get("/logout")
     async def logout(
@@ -297,7 +292,7 @@ def _userinfo(auth: Authenticated, verified: bool) -> UserInfo:
 
 
 async def _after_login(
-    public: str, result: LoginResult, mfa: MfaService, policy: PolicyHolder
+    settings: Settings, result: LoginResult, mfa: MfaService, policy: PolicyHolder
 ) -> str:
     """Where the callback sends the browser (CONTRACT §5).
 
@@ -305,16 +300,19 @@ async def _after_login(
     return URL requires it; otherwise straight to ``rd``. If the TOTP store cannot
     be read the browser goes to ``rd``: forward-auth still enforces ``require_mfa``.
     """
+    public = settings.public_url
+    # Checked when the login started; checked again by the same rule before it is used.
+    redirect_to = redirect_target(result.redirect_to, settings.allowed_redirect_hosts, public)
     try:
         needs_mfa = (await mfa.status(result.sub)).enrolled
     except Exception:  # PostgreSQL down: do not block the login on it
         needs_mfa = False
     if not needs_mfa:
-        target = urlsplit(urljoin(public + "/", result.redirect_to))
+        target = urlsplit(urljoin(public + "/", redirect_to))
         path = normalize_path(target.path or "/")
         if path is not None:
             match = policy.current.match("GET", target.hostname or "", path)
             needs_mfa = match is not None and match.rule.require_mfa
     if needs_mfa:
-        return f"{public}/auth/mfa?rd={quote(result.redirect_to, safe='')}"
-    return result.redirect_to
+        return f"{public}/auth/mfa?rd={quote(redirect_to, safe='')}"
+    return redirect_to

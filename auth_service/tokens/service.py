@@ -32,7 +32,7 @@ import msgspec
 import structlog
 
 from auth_service.config import Settings
-from auth_service.errors import DependencyUnavailable, NotAuthenticated
+from auth_service.errors import DependencyUnavailable
 from auth_service.idp import IdPClient, OIDCProvider
 from auth_service.observability.metrics import Metrics
 from auth_service.tokens.cache import ExpiringCache, token_key
@@ -135,15 +135,6 @@ class Authenticator:
         if self.revocations.is_revoked(claims.sid, claims.jti):
             raise TokenRejected("token_revoked", _DESCRIPTIONS["token_revoked"])
         return key, hit
-
-    async def authenticate_bearer(self, authorization_header: str | None) -> Authenticated:
-        """Authenticate an ``Authorization`` header (this service's own API endpoints)."""
-        scheme, _, token = (authorization_header or "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise NotAuthenticated(
-                "a bearer token is required", headers={"WWW-Authenticate": bearer_challenge()}
-            )
-        return await self.authenticate(token.strip())
 
     async def authenticate(self, token: str) -> Authenticated:
         """Verify ``token`` (using the cache when possible)."""

@@ -33,6 +33,7 @@ from auth_service.services import Services
 from auth_service.sessions import SessionStore, session_cookie_name
 from auth_service.sessions.store import IdPTokens
 from tests.fakes.keycloak import FakeKeycloak
+from tests.support.peer import FromPeer
 from tests.support.processes import eventually
 
 T = TypeVar("T")
@@ -107,7 +108,8 @@ class MfaApp:
 async def mfa_app(settings: Settings, clock: FakeClock) -> AsyncIterator[MfaApp]:
     """Start an app instance whose MFA capability uses ``clock``."""
     app = create_app(settings, clock=clock, configure_logs=False)
-    async with AsyncTestClient(app, base_url="http://auth.test") as client:
+    # Requests arrive from a gateway on this host, so the users' X-Real-IP is believed.
+    async with AsyncTestClient(FromPeer(app), base_url="http://auth.test") as client:
         services: Services = app.state.services
         await eventually(
             lambda: (
