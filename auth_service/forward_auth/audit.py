@@ -1,7 +1,10 @@
 """Forward-auth decisions as audit events (CONTRACT §9): denials always, allowed ones per rule.
 
-Denials and token rejections are aggregated by the audit log (same type,
-reason and source within a window), so a flood of bad tokens costs the
+Whenever the caller was identified (a valid token or session, whatever the
+outcome: a missing role, a claim mismatch, MFA required), its ``sub`` is the
+event's actor and subject, and the rule, method, host and path are in the
+details. Denials and token rejections are aggregated by the audit log (same
+type, reason, rule, caller and source within a window), so a flood of bad tokens costs the
 request path one cheap in-memory call each and the table one row per window.
 """
 
@@ -49,12 +52,12 @@ def audit_hook(audit: AuditLog) -> DecisionHook:
     def hook(
         verdict: Verdict, req: ForwardedRequest | None, scope: MutableMapping[str, Any]
     ) -> None:
-        identity = verdict.identity
-        claims = identity.claims if identity is not None else None
+        caller = verdict.caller if verdict.caller is not None else verdict.identity
+        claims = caller.claims if caller is not None else None
         path = req.target.split("?", 1)[0] if req is not None else None
         details = DecisionDetails(
-            method=req.method if req else None,
-            host=req.host if req else None,
+            method=req.method if req is not None else None,
+            host=req.host if req is not None else None,
             path=path,
             rule=verdict.rule,
             status=verdict.status,
@@ -69,9 +72,9 @@ def audit_hook(audit: AuditLog) -> DecisionHook:
         audit.emit(
             kind,  # type: ignore[arg-type]
             outcome=outcome,  # type: ignore[arg-type]
-            actor_sub=claims.sub if claims else None,
-            subject_sub=claims.sub if claims else None,
-            client_id=claims.client_id if claims else None,
+            actor_sub=claims.sub if claims is not None else None,
+            subject_sub=claims.sub if claims is not None else None,
+            client_id=claims.client_id if claims is not None else None,
             source_ip=source_ip(req, scope),
             user_agent=agent.decode("latin-1")[:256] if agent else None,
             reason=verdict.reason,

@@ -104,10 +104,17 @@ class ForwardAuthEndpoint:
         req: ForwardedRequest | None = None
         try:
             req = read_request(dialect, scope, headers)
-            creds = await self._credentials(headers)
+            unavailable: DependencyUnavailable | None = None
+            try:
+                creds = await self._credentials(headers)
+            except DependencyUnavailable as exc:  # IdP keys or revocations not usable yet
+                creds, unavailable = Credentials(), exc
             verdict = decide(
                 dialect, req, creds, self.policy.current, public_url=self.public_url, rid=rid
             )
+            if unavailable is not None and verdict.outcome != "allow":
+                raise unavailable  # only an anonymous rule answers without the credentials
+            verdict.caller = creds.identity
             if verdict.identity is not None:  # signing the assertion may find no usable key
                 self._identity_headers(verdict, verdict.identity, req)
         except GatewayError as exc:

@@ -96,6 +96,8 @@ def read_request(
             raise GatewayError("X-Original-URL is not an absolute http(s) URL")
         scheme, host = parts.scheme, parts.netloc.rpartition("@")[2]
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        if parts.fragment:  # never sent by clients: kept so that the policy can refuse it
+            target += f"#{parts.fragment}"
     else:
         method = scope["method"]
         scheme = (_text(headers, b"x-forwarded-proto") or scope.get("scheme") or "http").lower()

@@ -22,7 +22,13 @@ from litestar.params import FromQuery
 from litestar.status_codes import HTTP_200_OK
 from redis.exceptions import RedisError
 
-from auth_service.errors import AuthError, BadRequest, DependencyUnavailable, problem_body
+from auth_service.errors import (
+    AuthError,
+    BadRequest,
+    DependencyUnavailable,
+    TooManyAttempts,
+    problem_body,
+)
 from auth_service.observability.request_id import request_id
 from auth_service.oidc.flows import (
     BrowserLogin,
@@ -35,6 +41,7 @@ from auth_service.oidc.pages import REDIRECT_HEADERS, error_page, logout_page
 from auth_service.policy import normalize_path
 from auth_service.sessions.csrf import CsrfTokens
 from auth_service.sessions.resolver import SessionResolver
+from auth_service.stores.rate_limit import FixedWindowLimiter
 from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.service import Authenticator
 
@@ -115,13 +122,31 @@ def _failure(
 ) -> Response[Any]:
     rid = request_id(request.scope)
     if _wants_html(request):
-        return error_page(exc.status, exc.reason, rid, retry_url=retry_url)
+        page = error_page(exc.status, exc.reason, rid, retry_url=retry_url)
+        page.headers.update(exc.headers)  # Retry-After of a 429 or 503
+        return page
     return Response(
         problem_body(exc.status, exc.detail, rid, reason=exc.reason),
         status_code=exc.status,
         media_type="application/problem+json",
         headers={**exc.headers, "Cache-Control": "no-store"},
     )
+
+
+async def _limit_login_starts(request: Request[Any, Any, Any]) -> None:
+    """Each login start stores a state record: at most ``AUTH_LOGIN_RATE_LIMIT`` per address.
+
+    The address is the one login audit events record (`_client`), so switching
+    that to the trusted client-address helper switches this limit too.
+    """
+    limiter: FixedWindowLimiter = request.app.state.resources.components["login_limiter"]
+    retry_after = await limiter.hit(_client(request).ip or "unknown")
+    if retry_after is not None:
+        raise TooManyAttempts(
+            "too many sign-in attempts from this address",
+            reason="login_rate_limited",
+            headers={"Retry-After": str(retry_after)},
+        )
 
 
 def _store_down(exc: Exception) -> DependencyUnavailable:
@@ -151,6 +176,7 @@ class BrowserLoginController(Controller):
         if len(binding) != 43 or not set(binding) <= _BINDING_CHARS:
             binding = secrets.token_urlsafe(32)
         try:
+            await _limit_login_starts(request)
             url = await login.start(rd, binding)
         except AuthError as exc:
             return _failure(request, exc, None)

@@ -11,6 +11,7 @@ from pathlib import Path
 import asyncpg
 
 from auth_service.audit.cli import verify
+from tests.support.audit import KEY_1
 from tests.support.processes import ROOT, wait_until
 
 TOTAL = 10_000
@@ -70,6 +71,6 @@ async def test_kill_9_mid_run_then_restart_loses_and_duplicates_nothing(
         assert total >= len(acknowledged)
     finally:
         await conn.close()
-    code, lines = await verify(fresh_db)
+    code, lines = await verify(fresh_db, [KEY_1])
     assert code == 0, lines
     wait_until(lambda: not any(spool_root.rglob("seg-*.log")), 10, "the spool to be emptied")
