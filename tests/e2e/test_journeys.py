@@ -1,8 +1,10 @@
 """Whole journeys from a cold start, through the real gateway (issue 11).
 
-A brand-new database (migrated by the real ``auth-service migrate`` command) and
-Redis prefix; the Keycloak stand-in as a process; ``auth-service serve`` with two
-workers; the demo downstream; nginx with the shipped gateway config. Then, as a
+A brand-new database owned by a plain role (no superuser, no ``CREATEROLE``) and
+migrated by the real ``auth-service migrate`` command as that owner, the service
+running as a least-privilege role that owns nothing; a new Redis prefix; the
+Keycloak stand-in as a process; ``auth-service serve`` with two workers; the demo
+downstream; nginx with the shipped gateway config. Then, as a
 browser user, an API client, an auditor and the IdP would:
 
 * browser: login → TOTP setup page → confirm → logout → login again → MFA page →
@@ -79,12 +81,23 @@ def cold(
     nginx_binary: str, secret_key_b64: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Topology]:
     """A deployment started from nothing: new database, new Redis prefix, 2 workers."""
-    dbname = f"auth_journey_{secrets.token_hex(4)}"
+    # The database as a managed PostgreSQL hands it out: owned by a role that is neither
+    # superuser nor allowed to create roles. The DBA's part (CREATE ROLE auth_app, a login
+    # role that is a member of it) is done here as the superuser, as the README tells.
+    tag = secrets.token_hex(4)
+    dbname, owner, runtime = f"auth_journey_{tag}", f"journey_owner_{tag}", f"journey_rt_{tag}"
 
     async def create() -> None:
         conn = await asyncpg.connect(ADMIN_DSN)
         try:
-            await conn.execute(f'CREATE DATABASE "{dbname}"')
+            await conn.execute(f'CREATE ROLE "{owner}" LOGIN NOSUPERUSER NOCREATEROLE')
+            await conn.execute(f'CREATE DATABASE "{dbname}" OWNER "{owner}"')
+            await conn.execute(
+                "DO $$ BEGIN CREATE ROLE auth_app NOLOGIN; "
+                "EXCEPTION WHEN duplicate_object THEN NULL; END $$"
+            )
+            await conn.execute(f'CREATE ROLE "{runtime}" LOGIN NOSUPERUSER NOCREATEROLE')
+            await conn.execute(f'GRANT auth_app TO "{runtime}"')
         finally:
             await conn.close()
 
@@ -92,6 +105,8 @@ def cold(
         conn = await asyncpg.connect(ADMIN_DSN)
         try:
             await conn.execute(f'DROP DATABASE IF EXISTS "{dbname}" WITH (FORCE)')
+            await conn.execute(f'DROP ROLE IF EXISTS "{runtime}"')
+            await conn.execute(f'DROP ROLE IF EXISTS "{owner}"')
         finally:
             await conn.close()
 
@@ -104,7 +119,8 @@ def cold(
         "AUTH_OIDC_CLIENT_SECRET": "auth-service-secret",
         "AUTH_OIDC_AUDIENCES": "orders-api,auth-service",
         "AUTH_PUBLIC_URL": public,
-        "AUTH_DATABASE_URL": _with_db(ADMIN_DSN, dbname),
+        "AUTH_DATABASE_URL": _as(runtime, dbname),
+        "AUTH_MIGRATE_DATABASE_URL": _as(owner, dbname),
         "AUTH_REDIS_URL": REDIS_URL,
         "AUTH_REDIS_PREFIX": f"journey:{secrets.token_hex(4)}:",
         "AUTH_POLICY_FILE": str(DATA / "policy.toml"),
@@ -123,6 +139,19 @@ def cold(
         timeout=60,
     )
     assert migrate.returncode == 0, migrate.stderr
+
+    # The service itself owns nothing: it may not even read the schema's migration table.
+    async def runtime_cannot_alter() -> str:
+        conn = await asyncpg.connect(env["AUTH_DATABASE_URL"])
+        try:
+            await conn.execute("ALTER TABLE audit_events DISABLE TRIGGER ALL")
+        except asyncpg.InsufficientPrivilegeError as exc:
+            return type(exc).__name__
+        finally:
+            await conn.close()
+        return "allowed"
+
+    assert asyncio.run(runtime_cannot_alter()) == "InsufficientPrivilegeError"
     service = ServiceProcess(env, workers=2).start()
     demo_port = free_port()
     from auth_service.devstack import demo_command
@@ -145,6 +174,13 @@ def cold(
         _stop(demo)
         _stop(standin.proc)
         asyncio.run(drop())
+
+
+def _as(user: str, dbname: str) -> str:
+    """The test cluster's DSN for ``user`` on ``dbname`` (trust authentication)."""
+    parts = urlsplit(_with_db(ADMIN_DSN, dbname))
+    host = parts.netloc.rpartition("@")[2]
+    return parts._replace(netloc=f"{user}@{host}").geturl()
 
 
 def _ok(url: str) -> bool:
