@@ -4,11 +4,16 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 export UV_PYTHON_DOWNLOADS := never
 
-.PHONY: install test lint fmt dev up down bench services requirements clean
+.PHONY: install system-packages test lint fmt dev up down bench services requirements clean
 
 install: $(BIN)/auth-service  ## Create .venv and install pinned dependencies plus the package
 
-$(BIN)/auth-service: requirements/dev.txt pyproject.toml
+# Debian packages of deploy/system-packages.txt (nginx, libzbar0, librsvg2-bin, ...):
+# installed when run as root, otherwise one line naming the apt-get command.
+system-packages:
+	./deploy/ensure-system-packages.sh
+
+$(BIN)/auth-service: requirements/dev.txt pyproject.toml | system-packages
 	$(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check --require-hashes -r requirements/dev.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
@@ -33,7 +38,7 @@ requirements:  ## Re-pin dependencies (hashes, no index URL)
 	uv pip compile --generate-hashes --no-emit-index-url --python-version 3.11 pyproject.toml -o requirements/main.txt
 	uv pip compile --generate-hashes --no-emit-index-url --python-version 3.11 --extra dev pyproject.toml -o requirements/dev.txt
 
-dev: install  ## Whole topology natively: IdP stand-in, auth-service, demo, nginx on http://localhost:8080
+dev: install  ## Whole topology natively: IdP stand-in, auth-service, demo, nginx on http://localhost:8080 (ports: AUTH_DEV_*_PORT)
 	$(BIN)/auth-service dev
 
 up:  ## Whole topology in Docker (Keycloak, PostgreSQL, Redis, auth-service, nginx, demo)

@@ -16,6 +16,7 @@ import click
 from auth_service.audit.cli import audit_group
 from auth_service.config import Settings, SettingsError, load_settings
 from auth_service.devstack import dev_command
+from auth_service.keycloak_admin.cli import keycloak_group
 
 __all__ = ("main",)
 
@@ -69,20 +70,30 @@ def serve(host: str | None, port: int | None, workers: int | None) -> None:
 
 @main.command()
 def migrate() -> None:
-    """Bring the PostgreSQL schema up to date (safe to run concurrently)."""
-    from auth_service.migrations import MigrationError, apply_migrations
+    """Bring the PostgreSQL schema up to date (safe to run concurrently and repeatedly).
+
+    Connects with AUTH_MIGRATE_DATABASE_URL (the schema owner), else
+    AUTH_DATABASE_URL. Owning the database is enough: the least-privilege
+    runtime role is created and granted when this role may, otherwise the SQL a
+    DBA runs is printed and the exit status is still 0.
+    """
+    from auth_service.migrations import MigrationError, run_migrations
 
     settings = _settings_or_exit()
+    owner = settings.migrate_database_url
+    dsn = settings.database_url if owner is None else owner
     try:
-        done = asyncio.run(apply_migrations(settings.database_url))
+        result = asyncio.run(run_migrations(dsn, runtime_dsn=settings.database_url))
     except MigrationError as exc:
         _fail(f"migrate: {exc}")
     except (OSError, Exception) as exc:  # connection refused, auth failure, SQL error
         _fail(f"migrate: cannot migrate: {exc.__class__.__name__}: {exc}")
-    for m in done:
+    for m in result.applied:
         click.echo(f"applied {m.version:04d}_{m.name}")
-    if not done:
+    if not result.applied:
         click.echo("schema is up to date")
+    for line in result.notices:
+        click.echo(line)
 
 
 @main.group()
@@ -128,6 +139,7 @@ def policy_check(file: str) -> None:
 
 main.add_command(audit_group)
 main.add_command(dev_command)
+main.add_command(keycloak_group)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -7,12 +7,19 @@ setting is ``AUTH_<FIELD>`` in upper case; OpenTelemetry keeps its standard
 
 Problems are collected, not raised one by one: `SettingsError.problems` holds
 one line per bad variable, so an operator fixes everything in one go.
+
+An ``AUTH_*`` variable that is neither a setting, the ``_FILE`` variant of a
+secret, nor one of `TOOLING_VARIABLES` (read by this repository's tooling, not
+by the service) is a problem too: a typo must not silently leave a default in
+force.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -24,10 +31,14 @@ import msgspec
 from dotenv import dotenv_values
 
 __all__ = (
+    "TOOLING_VARIABLES",
     "SecretKey",
     "Settings",
     "SettingsError",
+    "known_variables",
+    "load_secret_keys",
     "load_settings",
+    "read_env_file",
 )
 
 
@@ -75,8 +86,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """The JWKS is refreshed in the background before it is this old."""
     idp_timeout: float = 5.0
     """Timeout in seconds for calls to the IdP."""
+    introspection_timeout: float = 1.0
+    """Longest wait in seconds for the IdP to complete a lightweight token (0.05 to 30)."""
     allowed_redirect_hosts: tuple[str, ...] = ()
     """Hosts that ``rd`` return URLs may point to (``*.example.com`` allowed)."""
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    """Addresses/CIDRs whose ``X-Forwarded-For``/``Forwarded``/``X-Real-IP`` are believed."""
     claim_headers: tuple[str, ...] = ("tenant_id=X-Auth-Tenant",)
     """Custom attribute claims passed downstream, ``claim.path=Header-Name`` comma list."""
     token_cache_size: int = 100_000
@@ -99,6 +114,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Write one log line per request."""
     redis_prefix: str = "auth:"
     """Prefix of every Redis key and channel this service uses."""
+    migrate_database_url: str | None = None
+    """Schema owner DSN of `auth-service migrate` (``_FILE`` accepted); unset: AUTH_DATABASE_URL."""
     db_pool_max: int = 10
     """Maximum PostgreSQL connections per worker."""
     ready_timeout: float = 1.0
@@ -120,7 +137,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     audit_write_timeout: float = 10.0
     """Bound on one audit batch insert, in seconds."""
     audit_aggregate_window: float = 10.0
-    """Window in seconds within which equal denials (type, reason, source) become one event."""
+    """Seconds in which repeats of one denial (type, reason, rule, caller, source) become one."""
     audit_shutdown_timeout: float = 10.0
     """How long shutdown keeps writing audit events before leaving the rest in the spool."""
     session_idle_timeout: int = 1800
@@ -131,6 +148,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Refresh a session's access token when it has fewer than this many seconds left."""
     login_state_ttl: int = 600
     """Lifetime in seconds of a login attempt (state, nonce, PKCE verifier, rd) in Redis."""
+    login_rate_limit: int = 30
+    """Login attempts (``GET /auth/login``) per client address and window; more get 429."""
+    login_rate_window: int = 60
+    """Length in seconds of the login rate-limit window."""
     oidc_scopes: str = "openid profile email"
     """Scopes requested at browser login."""
     mfa_window: int = 1
@@ -183,7 +204,9 @@ class SettingsError(Exception):
         self.problems = problems
 
 
-_SECRETS = frozenset({"oidc_client_secret", "database_url", "redis_url", "secret_keys"})
+_SECRETS = frozenset(
+    {"oidc_client_secret", "database_url", "migrate_database_url", "redis_url", "secret_keys"}
+)
 _OTEL = frozenset(
     {
         "otel_exporter_otlp_endpoint",
@@ -255,6 +278,11 @@ def _check_url(value: str, schemes: tuple[str, ...]) -> None:
         raise ValueError("has an invalid port") from None
 
 
+_AT_LEAST_ONE = frozenset(
+    {"workers", "db_pool_max", "token_cache_size", "login_rate_limit", "login_rate_window"}
+)
+
+
 def _check_field(field: str, value: Any) -> Any:
     """Field-specific checks beyond the type; returns the final value."""
     if field == "oidc_issuer":
@@ -262,10 +290,12 @@ def _check_field(field: str, value: Any) -> Any:
     if field == "public_url":
         _check_url(value, ("http", "https"))
         return value.rstrip("/")
-    if field == "database_url":
+    if field in ("database_url", "migrate_database_url"):
         _check_url(value, ("postgresql", "postgres"))
     elif field == "redis_url":
         _check_url(value, ("redis", "rediss", "unix"))
+    elif field == "introspection_timeout" and not 0.05 <= value <= 30:
+        raise ValueError("must be between 0.05 and 30 seconds")
     elif field == "mfa_window" and not 0 <= value <= 10:
         raise ValueError("must be between 0 and 10 steps")
     elif field == "oidc_leeway" and not 0 <= value <= 30:
@@ -274,7 +304,7 @@ def _check_field(field: str, value: Any) -> Any:
         raise ValueError("must be between 5 and 60 seconds")
     elif field == "port" and not 0 <= value <= 65535:
         raise ValueError("must be a TCP port number")
-    elif field in ("workers", "db_pool_max", "token_cache_size") and value < 1:
+    elif field in _AT_LEAST_ONE and value < 1:
         raise ValueError("must be at least 1")
     elif field in ("otel_exporter_otlp_protocol", "otel_exporter_otlp_traces_protocol"):
         if value not in _OTLP_PROTOCOLS:
@@ -285,6 +315,12 @@ def _check_field(field: str, value: Any) -> Any:
         bad = [a for a in value if a not in _ASYMMETRIC]
         if bad:
             raise ValueError(f"unsupported algorithms {bad}; allowed: {sorted(_ASYMMETRIC)}")
+    elif field == "trusted_proxies":
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
     elif field == "claim_headers":
         for item in value:
             claim, header = _split_pair(item)
@@ -298,7 +334,61 @@ _ASYMMETRIC = frozenset(
 )
 
 
-def _read_env_file(env: Mapping[str, str]) -> dict[str, str]:
+TOOLING_VARIABLES = frozenset(
+    {
+        # this module: the env file to read instead of ./.env
+        "AUTH_ENV_FILE",
+        # auth-service dev (auth_service/devstack.py)
+        "AUTH_DEV_GATEWAY_PORT",
+        "AUTH_DEV_AUTH_PORT",
+        "AUTH_DEV_DEMO_PORT",
+        "AUTH_DEV_IDP_PORT",
+        "AUTH_DEV_RUNTIME_DIR",
+        # the test suite (tests/conftest.py, tests/support/pgcluster.py)
+        "AUTH_TEST_DATABASE_URL",
+        "AUTH_TEST_REDIS_URL",
+        "AUTH_TEST_PG_BIN",
+        # make bench (bench/run.py)
+        "AUTH_BENCH_ADMIN_DSN",
+        "AUTH_BENCH_REDIS_URL",
+    }
+)
+"""``AUTH_*`` variables that are not settings but are read by this repository's tooling."""
+
+
+def known_variables() -> frozenset[str]:
+    """Every ``AUTH_*`` name that may appear in the environment or ``.env``."""
+    names = set(TOOLING_VARIABLES)
+    for info in msgspec.structs.fields(Settings):
+        name = env_name(info.name)
+        if name.startswith("AUTH_"):
+            names.add(name)
+            if info.name in _SECRETS:
+                names.add(f"{name}_FILE")
+    return frozenset(names)
+
+
+def _unknown_variables(source: Mapping[str, str], only_in_file: set[str]) -> list[str]:
+    """One line per unknown ``AUTH_*`` name, with the closest known one when there is one."""
+    known = known_variables()
+    by_suffix = {name.removeprefix("AUTH_"): name for name in known}
+    problems: list[str] = []
+    for name in sorted(source):
+        if not name.startswith("AUTH_") or name in known:
+            continue
+        close = difflib.get_close_matches(name.removeprefix("AUTH_"), by_suffix, n=1, cutoff=0.7)
+        where = " (in the env file)" if name in only_in_file else ""
+        hint = f"; did you mean {by_suffix[close[0]]}?" if close else ""
+        problems.append(f"{name}{where}: unknown setting{hint}")
+    return problems
+
+
+def read_env_file(env: Mapping[str, str]) -> dict[str, str]:
+    """Values of the env file: ``AUTH_ENV_FILE`` from ``env``, else ``./.env``; none if absent.
+
+    Every command reads its settings the same way: the real environment, then
+    this file for what the environment does not set. No other file is read.
+    """
     path = env.get("AUTH_ENV_FILE", ".env")
     if not Path(path).is_file():
         return {}
@@ -311,10 +401,10 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: bool = True
     Raises:
         SettingsError: with one line per missing or invalid variable.
     """
-    source = dict(os.environ if env is None else env)
-    if env_file:
-        source = {**_read_env_file(source), **source}
-    problems: list[str] = []
+    real = dict(os.environ if env is None else env)
+    from_file = read_env_file(real) if env_file else {}
+    source = {**from_file, **real}
+    problems: list[str] = _unknown_variables(source, set(from_file) - set(real))
     values: dict[str, Any] = {}
     for info in msgspec.structs.fields(Settings):
         name = env_name(info.name)
@@ -337,3 +427,24 @@ def load_settings(env: Mapping[str, str] | None = None, *, env_file: bool = True
     if problems:
         raise SettingsError(problems)
     return Settings(**values)
+
+
+def load_secret_keys(
+    env: Mapping[str, str] | None = None, *, env_file: bool = True
+) -> tuple[SecretKey, ...]:
+    """Only ``AUTH_SECRET_KEYS`` (or ``_FILE``), for tools that need no other setting.
+
+    Raises:
+        SettingsError: with one line when it is missing or invalid.
+    """
+    source = dict(os.environ if env is None else env)
+    if env_file:
+        source = {**read_env_file(source), **source}
+    problems: list[str] = []
+    raw = _read_raw(source, "secret_keys", problems)
+    if raw is None:
+        raise SettingsError(problems or ["AUTH_SECRET_KEYS: required but not set"])
+    try:
+        return _parse_secret_keys(raw)
+    except ValueError as exc:
+        raise SettingsError([f"AUTH_SECRET_KEYS: invalid value <redacted>: {exc}"]) from None

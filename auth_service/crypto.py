@@ -27,11 +27,13 @@ import os
 from collections.abc import Sequence
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
 from auth_service.config import SecretKey
 
-__all__ = ("DecryptionError", "SecretBox", "key_id_of")
+__all__ = ("DecryptionError", "SecretBox", "derive_key", "key_id_of")
 
 _VERSION = 1
 _NONCE_BYTES = 12
@@ -57,6 +59,21 @@ def _split(blob: bytes) -> tuple[bytes, str, bytes, bytes]:
     except UnicodeDecodeError:
         raise DecryptionError("secret blob has an invalid key id") from None
     return blob[:end], key_id, blob[end : end + _NONCE_BYTES], blob[end + _NONCE_BYTES :]
+
+
+def derive_key(key: SecretKey, purpose: str, length: int = 32) -> bytes:
+    """A subkey of one ``AUTH_SECRET_KEYS`` entry for ``purpose`` (HKDF-SHA-256, RFC 5869).
+
+    Each use of the configured keys other than `SecretBox` encryption (say, the
+    audit chain's MAC key) gets its own subkey, so no key is used by two
+    algorithms and no subkey reveals the key it came from. ``purpose`` is the
+    HKDF ``info``; the key id is bound in as well.
+    """
+    if len(key.key) != 32:
+        raise ValueError(f"secret key {key.id!r} must be 32 bytes")
+    info = f"auth-service/{purpose}/{key.id}".encode()
+    hkdf = HKDF(algorithm=hashes.SHA256(), length=length, salt=b"auth-service hkdf v1", info=info)
+    return hkdf.derive(key.key)
 
 
 def key_id_of(blob: bytes) -> str:

@@ -6,14 +6,20 @@ In order, each one waited for until healthy: the Keycloak stand-in (unless
 ``gateway_config/nginx``. Child output is streamed with a name prefix; SIGINT
 or SIGTERM stops everything in reverse order.
 
-Settings: the real environment wins, then ``.env``, then the development
-values of ``.env.example``. Values that depend on the chosen ports (public
-URL, the stand-in's issuer) are derived unless set explicitly. PostgreSQL and
-Redis are the local servers named by ``AUTH_DATABASE_URL``/``AUTH_REDIS_URL``;
-the database is created when missing.
+Settings follow the rule of every command (`auth_service.config.read_env_file`):
+the real environment, then ``.env`` for what it does not set; ``.env.example``
+is never read. What is still unset after that comes from `DEV_DEFAULTS` and,
+for values that depend on the chosen ports (public URL, the stand-in's
+issuer), is derived from them. The ports themselves are ``--*-port`` options
+or ``AUTH_DEV_*_PORT`` (environment or ``.env``). PostgreSQL and Redis are the
+local servers named by ``AUTH_DATABASE_URL``/``AUTH_REDIS_URL``; the database
+is created when missing.
 
-This module is CLI-only and needs a source checkout (the stand-in lives in
-``tests/fakes/keycloak``, the gateway config in ``gateway_config/``).
+This module is CLI-only and needs a source checkout: the Keycloak stand-in
+lives in ``tests/fakes/keycloak`` (shared with the test suite, which the
+``keycloak/`` realm files feed), the gateway config in ``gateway_config/`` and
+the demo app in ``deploy/demo``. From an installed package it stops with one
+line saying so.
 """
 
 from __future__ import annotations
@@ -33,20 +39,22 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 from urllib.parse import urlsplit, urlunsplit
 
 import click
 import httpx
-from dotenv import dotenv_values
 
-from auth_service.config import SettingsError, load_settings
+from auth_service.config import SettingsError, load_settings, read_env_file
 
 __all__ = (
+    "DEV_DEFAULTS",
     "NGINX_DIR",
+    "PORT_VARIABLES",
     "ROOT",
     "DevError",
     "DevPorts",
+    "busy_ports_error",
     "demo_command",
     "dev_command",
     "dev_environment",
@@ -54,6 +62,7 @@ __all__ = (
     "nginx_command",
     "render_nginx",
     "render_template",
+    "resolve_ports",
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -61,6 +70,8 @@ ROOT = Path(__file__).resolve().parent.parent
 NGINX_DIR = ROOT / "gateway_config" / "nginx"
 DEMO_DIR = ROOT / "deploy" / "demo"
 STANDIN_PACKAGE = ROOT / "tests" / "fakes" / "keycloak"
+REALM_FILE = ROOT / "keycloak" / "acme-dev.toml"
+"""Desired state the development IdP loads (the same file `docker compose` imports)."""
 NGINX_CANDIDATES = ("/usr/sbin/nginx", "/usr/local/sbin/nginx", "/usr/local/nginx/sbin/nginx")
 LOOPBACK = frozenset({"127.0.0.1", "localhost", "::1"})
 
@@ -194,6 +205,28 @@ class DevPorts:
     idp: int = 8081
 
 
+PORT_VARIABLES = {
+    "gateway": "AUTH_DEV_GATEWAY_PORT",
+    "auth": "AUTH_DEV_AUTH_PORT",
+    "demo": "AUTH_DEV_DEMO_PORT",
+    "idp": "AUTH_DEV_IDP_PORT",
+}
+"""`DevPorts` field → the variable that moves it (environment or ``.env``)."""
+
+DEV_DEFAULTS = {
+    "AUTH_OIDC_CLIENT_SECRET": "auth-service-secret",
+    "AUTH_DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/auth_dev",
+    "AUTH_REDIS_URL": "redis://127.0.0.1:6379/0",
+    "AUTH_POLICY_FILE": "deploy/policy.toml",
+    "AUTH_SECRET_KEYS": "dev1:ZGV2LW9ubHkta2V5LWRvLW5vdC11c2UtaW4tcHJvZCE=",
+}
+"""Development values `auth-service dev` uses for required settings nobody set.
+
+The same values as ``.env.example``; the issuer and the public URL are derived
+from the ports instead.
+"""
+
+
 @dataclass
 class DevEnvironment:
     """The settings environment of the children and how the IdP is provided."""
@@ -206,19 +239,12 @@ class DevEnvironment:
     realm: str
 
 
-def _file_values(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        return {}
-    return {k: v for k, v in dotenv_values(path).items() if v is not None}
-
-
 def dev_environment(
     environ: Mapping[str, str], ports: DevPorts, runtime_dir: Path, root: Path = ROOT
 ) -> DevEnvironment:
-    """Settings for the children: real env > ``.env`` > ``.env.example`` > derived dev values."""
-    env_file = Path(environ.get("AUTH_ENV_FILE", root / ".env"))
-    explicit = {**_file_values(env_file), **environ}
-    env = {**_file_values(root / ".env.example"), **explicit}
+    """Settings for the children: real env > ``.env`` > `DEV_DEFAULTS` and derived values."""
+    explicit = {**read_env_file(environ), **environ}
+    env = {**DEV_DEFAULTS, **explicit}
 
     standin_base = f"http://127.0.0.1:{ports.idp}"
     realm = "acme"
@@ -312,6 +338,22 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child before e
     """Linux: the child gets SIGTERM if `auth-service dev` itself dies (even by SIGKILL)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+
+
+def busy_ports_error(wanted: Mapping[str, int]) -> str | None:
+    """One line naming every port of ``wanted`` (role → port) that is in use, or None.
+
+    Each busy port comes with the variable that moves it, since `make dev` passes
+    no options: ``AUTH_DEV_GATEWAY_PORT=8090 make dev``.
+    """
+    busy = [(name, port) for name, port in wanted.items() if not _port_free(port)]
+    if not busy:
+        return None
+    listed = ", ".join(
+        f"{port} ({name}; move it with {PORT_VARIABLES[name]}=<port>)" for name, port in busy
+    )
+    word = "port" if len(busy) == 1 else "ports"
+    return f"{word} in use: {listed} (in the environment or .env)"
 
 
 def _port_free(port: int) -> bool:
@@ -458,6 +500,8 @@ def build_children(
                     str(ports.idp),
                     "--realm",
                     dev.realm,
+                    "--realm-file",
+                    str(REALM_FILE),
                     "--public-base",
                     dev.standin_base,
                     "--backchannel-url",
@@ -500,13 +544,22 @@ def _banner(dev: DevEnvironment, ports: DevPorts, runtime_dir: Path) -> list[str
         if dev.standin
         else "external Keycloak"
     )
+    token = (
+        [
+            "  API token     curl -s -d grant_type=password -d client_id=acme-web"
+            f" -d username=alice -d password=alice-password {idp}/protocol/openid-connect/token",
+        ]
+        if dev.standin
+        else []
+    )
     return [
         "everything is up:",
-        f"  gateway       {public}/  (demo app behind nginx auth_request)",
+        f"  gateway       {public}/  (login first, then the demo page behind nginx auth_request)",
         f"  login         {public}/auth/login?rd=/",
         f"  auth-service  http://127.0.0.1:{ports.auth}  (/health/ready, /metrics)",
         f"  demo app      http://127.0.0.1:{ports.demo}  (direct, no auth)",
         f"  IdP issuer    {idp}  ({idp_note})",
+        *token,
         f"  runtime dir   {runtime_dir}",
         "press Ctrl-C to stop",
     ]
@@ -528,8 +581,8 @@ def run_dev(
     dev = dev_environment(environ, ports, runtime_dir)
     if dev.standin and not STANDIN_PACKAGE.is_dir():
         raise DevError(
-            f"the Keycloak stand-in ({STANDIN_PACKAGE}) is missing; set AUTH_OIDC_ISSUER "
-            "to a real Keycloak realm"
+            f"the Keycloak stand-in ({STANDIN_PACKAGE}) is missing: `auth-service dev` needs "
+            "a source checkout of auth-service, or AUTH_OIDC_ISSUER naming a real Keycloak realm"
         )
     try:
         load_settings(dev.env, env_file=False)
@@ -538,9 +591,9 @@ def run_dev(
     wanted = {"gateway": ports.gateway, "auth": ports.auth, "demo": ports.demo}
     if dev.standin:
         wanted["idp"] = ports.idp
-    for name, port in wanted.items():
-        if not _port_free(port):
-            raise DevError(f"port {port} ({name}) is in use; choose another with --{name}-port")
+    busy = busy_ports_error(wanted)
+    if busy is not None:
+        raise DevError(busy)
     conf = render_nginx(
         runtime_dir / "nginx",
         listen=f"127.0.0.1:{ports.gateway}",
@@ -573,52 +626,66 @@ def run_dev(
     return status
 
 
-@click.command("dev")
-@click.option(
-    "--gateway-port",
-    type=int,
-    default=8080,
-    show_default=True,
-    envvar="AUTH_DEV_GATEWAY_PORT",
-    help="nginx gateway port (browsers use http://localhost:PORT).",
+def resolve_ports(options: Mapping[str, int | None], environ: Mapping[str, str]) -> DevPorts:
+    """Each port: its option, else its ``AUTH_DEV_*_PORT`` (environment, then ``.env``), else
+    the default.
+
+    Raises:
+        DevError: a variable that is not a port number, naming it.
+    """
+    values = {**read_env_file(environ), **environ}
+    chosen: dict[str, int] = {}
+    for name, variable in PORT_VARIABLES.items():
+        option = options.get(name)
+        raw = values.get(variable, "").strip()
+        if option is not None:
+            chosen[name] = option
+        elif raw:
+            if not raw.isdigit() or not 0 < int(raw) < 65536:
+                raise DevError(f"{variable}: {raw!r} is not a TCP port number")
+            chosen[name] = int(raw)
+    return DevPorts(**chosen)
+
+
+def _port_option(name: str, default: int, what: str) -> Callable[[Callable[..., None]], Any]:
+    return click.option(
+        f"--{name}-port",
+        type=click.IntRange(1, 65535),
+        default=None,
+        help=f"{what} [default: {default}; or {PORT_VARIABLES[name]}]",
+    )
+
+
+@click.command(
+    "dev",
+    epilog=f"Needs a source checkout of auth-service: {ROOT} must hold "
+    "tests/fakes/keycloak (the Keycloak stand-in), gateway_config/ and deploy/demo. "
+    "Settings: the environment, then .env; unset required ones get development values.",
 )
-@click.option(
-    "--auth-port",
-    type=int,
-    default=8000,
-    show_default=True,
-    envvar="AUTH_DEV_AUTH_PORT",
-    help="auth-service port.",
+@_port_option(
+    "gateway", DevPorts.gateway, "nginx gateway port (browsers use http://localhost:PORT)."
 )
-@click.option(
-    "--demo-port",
-    type=int,
-    default=8082,
-    show_default=True,
-    envvar="AUTH_DEV_DEMO_PORT",
-    help="Demo downstream app port.",
-)
-@click.option(
-    "--idp-port",
-    type=int,
-    default=8081,
-    show_default=True,
-    envvar="AUTH_DEV_IDP_PORT",
-    help="Keycloak stand-in port (unused with a real Keycloak).",
-)
+@_port_option("auth", DevPorts.auth, "auth-service port.")
+@_port_option("demo", DevPorts.demo, "Demo downstream app port.")
+@_port_option("idp", DevPorts.idp, "Keycloak stand-in port (unused with a real Keycloak).")
 @click.option(
     "--runtime-dir",
     type=click.Path(file_okay=False, path_type=Path),
-    default=ROOT / ".dev",
-    show_default=True,
-    envvar="AUTH_DEV_RUNTIME_DIR",
-    help="Where nginx's config, pid and temp files and the audit spool go.",
+    default=None,
+    help="Where nginx's config, pid and temp files and the audit spool go. "
+    f"[default: {ROOT / '.dev'}; or AUTH_DEV_RUNTIME_DIR]",
 )
 def dev_command(
-    gateway_port: int, auth_port: int, demo_port: int, idp_port: int, runtime_dir: Path
+    gateway_port: int | None,
+    auth_port: int | None,
+    demo_port: int | None,
+    idp_port: int | None,
+    runtime_dir: Path | None,
 ) -> None:
-    """Run the whole topology natively (IdP, auth-service, demo app, nginx gateway)."""
-    ports = DevPorts(gateway=gateway_port, auth=auth_port, demo=demo_port, idp=idp_port)
+    """Run the whole topology natively (IdP stand-in, auth-service, demo app, nginx gateway).
+
+    Needs a source checkout (see below); `make dev` runs it with the defaults.
+    """
     stop = threading.Event()
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -626,6 +693,12 @@ def dev_command(
 
     previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
+        options = {"gateway": gateway_port, "auth": auth_port, "demo": demo_port, "idp": idp_port}
+        ports = resolve_ports(options, os.environ)
+        if runtime_dir is None:
+            configured = {**read_env_file(os.environ), **os.environ}.get("AUTH_DEV_RUNTIME_DIR")
+            unset = configured is None or configured.strip() == ""
+            runtime_dir = ROOT / ".dev" if unset else Path(str(configured).strip())
         status = run_dev(ports, runtime_dir, os.environ, sys.stdout, stop)
     except DevError as exc:
         click.echo(f"auth-service dev: {exc}", err=True)

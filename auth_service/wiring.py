@@ -21,11 +21,13 @@ from auth_service.audit import start_audit
 from auth_service.crypto import SecretBox
 from auth_service.forward_auth.audit import audit_hook
 from auth_service.forward_auth.endpoint import ForwardAuthEndpoint
+from auth_service.health.readiness import IdpProbe
 from auth_service.mfa import start_mfa
 from auth_service.oidc.provider import OIDCProvider
 from auth_service.policy import CompiledPolicy, PolicyHolder, PolicyIssue
 from auth_service.resources import Resources
 from auth_service.sessions import start_sessions
+from auth_service.stores.rate_limit import FixedWindowLimiter
 from auth_service.tokens.assertion import AssertionSigner
 from auth_service.tokens.keys import SigningKeyStore
 from auth_service.tokens.revocation import Revocations
@@ -111,10 +113,17 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
     provider = OIDCProvider(settings, res.http, metrics)
     res.components["oidc"] = provider
     _spawn(stack, provider.run(stop), "oidc-provider")
+    idp_probe = res.components["idp_probe"] = IdpProbe(
+        settings.oidc_issuer, res.http, timeout=settings.idp_timeout
+    )
+    _spawn(stack, idp_probe.run(stop), "idp-probe")  # readiness: is the realm reachable?
 
     revocations = Revocations(res.redis, prefix=settings.redis_prefix, metrics=metrics)
     res.components["revocations"] = revocations
     _spawn(stack, revocations.run(stop), "revocations")
+    metrics.watch_dependencies(
+        idp_reachable=lambda: idp_probe.reachable, revocations_synced=revocations.synced.is_set
+    )
 
     last: list[Any] = [None, frozenset()]  # (policy object, its needed claims)
 
@@ -130,6 +139,13 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
     authenticator = Authenticator(settings, provider, revocations, metrics, needed_claims=needed)
     res.components["authenticator"] = authenticator
     sessions = await start_sessions(app, res, stack)
+    res.components["login_limiter"] = FixedWindowLimiter(
+        res.redis,
+        prefix=settings.redis_prefix,
+        name="login",
+        limit=settings.login_rate_limit,
+        window=settings.login_rate_window,
+    )
     app.state.forward_auth = ForwardAuthEndpoint(
         settings,
         authenticator,
@@ -138,7 +154,7 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
         assertions=signer,
         mfa=mfa,
         sessions=sessions,
-        on_decision=audit_hook(audit),
+        on_decision=audit_hook(audit, settings.trusted_proxies),
     )
     # Registered last, so it runs first on shutdown: loops see `stop` before being cancelled.
     stack.callback(stop.set)

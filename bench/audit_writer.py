@@ -22,7 +22,8 @@ from urllib.parse import urlsplit, urlunsplit
 import asyncpg
 import structlog
 
-from auth_service.audit import WriterConfig, open_audit
+from auth_service.audit import ChainKeys, WriterConfig, open_audit
+from auth_service.config import SecretKey
 from auth_service.migrations import apply_migrations
 
 ADMIN = os.environ.get("AUTH_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -30,9 +31,10 @@ ADMIN = os.environ.get("AUTH_TEST_DATABASE_URL", "postgresql://postgres@127.0.0.
 
 async def run(dsn: str, events: int) -> float:
     pool = await asyncpg.create_pool(dsn, min_size=1, max_size=2)
+    keys = ChainKeys([SecretKey("bench", secrets.token_bytes(32))])
     with tempfile.TemporaryDirectory() as spool:
         async with open_audit(
-            pool, Path(spool), config=WriterConfig(), aggregate_window=0
+            pool, Path(spool), keys=keys, config=WriterConfig(), aggregate_window=0
         ) as audit:
             start = time.perf_counter()
             for i in range(events):

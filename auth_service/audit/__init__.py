@@ -4,11 +4,12 @@
 
     events.py      AuditLog.emit: the API every capability calls; scrub of details
     aggregate.py   denial floods become one event with a count
-    chain.py       canonical encoding, per-writer hash chains, verification
+    chain.py       canonical encoding, per-writer keyed (HMAC) chains, verification
+    checkpoints.py chain heads published outside the database (log line, Redis)
     spool.py       durable local spool (segment files, flock'd per writer)
     writer.py      background batch writer, overflow to the spool, replay
     store.py       SQL: idempotent batch insert, partitions, admin query
-    controllers.py GET /admin/audit-events (realm role auth-auditor)
+    controllers.py GET /admin/audit-events, /admin/audit-checkpoints (realm role auth-auditor)
     cli.py         auth-service audit verify
     metrics.py     queue depth, spool size, write latency, batches, failures
 
@@ -21,12 +22,21 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import asyncpg
+import structlog
 
+from auth_service.audit.chain import ChainKeys
+from auth_service.audit.checkpoints import (
+    CHECKPOINT_INTERVAL,
+    CheckpointStore,
+    log_checkpoint,
+    make_checkpoint,
+)
 from auth_service.audit.events import AuditEventType, AuditLog, AuditOutcome, scrub
 from auth_service.audit.metrics import AuditMetrics
 from auth_service.audit.writer import AuditWriter, WriterConfig
@@ -37,6 +47,7 @@ __all__ = (
     "AuditLog",
     "AuditOutcome",
     "AuditWriter",
+    "ChainKeys",
     "WriterConfig",
     "open_audit",
     "scrub",
@@ -45,6 +56,8 @@ __all__ = (
 )
 
 DEFAULT_SPOOL_DIR = "var/audit-spool"
+
+log = structlog.get_logger("auth_service.audit")
 
 
 def spool_root_for(spool_dir: str | Path, database_url: str) -> Path:
@@ -63,22 +76,49 @@ async def open_audit(
     pool: asyncpg.Pool,
     spool_root: Path,
     *,
+    keys: ChainKeys,
     config: WriterConfig | None = None,
     aggregate_window: float = 10.0,
     metrics: AuditMetrics | None = None,
     shutdown_timeout: float = 10.0,
+    checkpoints: CheckpointStore | None = None,
+    checkpoint_interval: float = CHECKPOINT_INTERVAL,
 ) -> AsyncIterator[AuditLog]:
-    """Run an `AuditLog` and its writer for the duration of the block (flushes on exit)."""
+    """Run an `AuditLog` and its writer for the duration of the block (flushes on exit).
+
+    ``keys`` seal the chain (`ChainKeys` of ``AUTH_SECRET_KEYS``). Every
+    ``checkpoint_interval`` seconds, and once after the final flush, the head of
+    the chain in PostgreSQL is logged (``audit_checkpoint``) and, with
+    ``checkpoints``, stored in Redis for ``GET /admin/audit-checkpoints``.
+    """
     metrics = metrics or AuditMetrics()
-    writer = AuditWriter(pool, spool_root, config=config, metrics=metrics)
+    writer = AuditWriter(pool, spool_root, keys=keys, config=config, metrics=metrics)
     await writer.start()
     audit = AuditLog(writer, aggregate_window=aggregate_window, metrics=metrics)
     tick_every = max(min(aggregate_window / 4, 1.0), 0.05) if aggregate_window > 0 else 1.0
+    tick_every = min(tick_every, checkpoint_interval)
+
+    async def publish() -> None:
+        head = writer.checkpoint()
+        if head is None:
+            return
+        cp = make_checkpoint(*head)
+        log_checkpoint(cp)
+        if checkpoints is not None:
+            try:
+                async with asyncio.timeout(2.0):
+                    await checkpoints.publish(cp)
+            except Exception as exc:  # the log line is the primary record
+                log.warning("audit_checkpoint_not_stored", error=f"{exc.__class__.__name__}")
 
     async def tick() -> None:
+        last = time.monotonic()
         while True:
             await asyncio.sleep(tick_every)
             audit.tick()
+            if time.monotonic() - last >= checkpoint_interval:
+                last = time.monotonic()
+                await publish()
 
     ticker = asyncio.create_task(tick(), name="audit-aggregation")
     try:
@@ -89,6 +129,7 @@ async def open_audit(
             await ticker
         audit.tick(everything=True)
         await writer.stop(shutdown_timeout)
+        await publish()
 
 
 async def start_audit(res: Resources, stack: contextlib.AsyncExitStack) -> AuditLog:
@@ -108,10 +149,12 @@ async def start_audit(res: Resources, stack: contextlib.AsyncExitStack) -> Audit
         open_audit(
             res.pg,
             root,
+            keys=ChainKeys(s.secret_keys),
             config=config,
             aggregate_window=s.audit_aggregate_window,
             metrics=AuditMetrics(res.metrics),
             shutdown_timeout=s.audit_shutdown_timeout,
+            checkpoints=CheckpointStore(res.redis, s.redis_prefix),
         )
     )
     return audit

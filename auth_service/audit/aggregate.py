@@ -1,11 +1,16 @@
 """Aggregation of high-volume denials (a flood of bad tokens must not flood the table).
 
-For the aggregated types, events are keyed by ``(type, reason, source_ip)``.
-The first event of a key is written as usual and opens a window; further
-events of that key inside the window are only counted. When the window ends
-(checked on the next event and by the periodic `AuditLog.tick`), one summary
-event is written with ``count`` = the number suppressed. A steady flood of one
-key therefore costs at most two rows per window.
+For the aggregated types, events are keyed by ``(type, reason, rule, actor,
+subject, source_ip)`` (``None`` = anonymous): only events that say the same
+thing about the same caller are merged, so an aggregate never hides who was
+denied or by which rule (CONTRACT §9). The first event of a key is written as
+usual and opens a window; further events of that key inside the window are
+only counted, with their first and last time and the distinct paths (and
+methods, hosts) they asked for, up to `MAX_PATHS` (then ``paths_truncated``). When
+the window ends (checked on the next event and by the periodic
+`AuditLog.tick`), one summary event is written with ``count`` = the number
+suppressed, the same actor and subject, the rule, and those paths. A steady flood
+of one key therefore costs at most two rows per window.
 
 The counts of a window that is still open live in memory only: a crash loses
 at most one window of *suppressed repeats*, never the first event of a key.
@@ -16,10 +21,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ("AggregateKey", "DenialAggregator", "Window")
+__all__ = ("MAX_PATHS", "AggregateKey", "DenialAggregator", "Window")
 
-AggregateKey = tuple[str, str | None, str | None]
-"""``(type, reason, source_ip)``."""
+AggregateKey = tuple[str, str | None, str | None, str | None, str | None, str | None]
+"""``(type, reason, rule, actor sub, subject sub, source_ip)``."""
+
+MAX_PATHS = 20
+"""Distinct paths (and methods) a summary lists; beyond it ``paths_truncated`` is set."""
 
 
 @dataclass(slots=True)
@@ -36,6 +44,24 @@ class Window:
     suppressed: int = 0
     sample: dict[str, Any] = field(default_factory=dict)
     """Fields of the last suppressed event (client id, user agent, request id)."""
+    paths: list[str] = field(default_factory=list)
+    """Distinct paths of the suppressed events, in order of first appearance (bounded)."""
+    methods: list[str] = field(default_factory=list)
+    """Distinct methods of the suppressed events (bounded)."""
+    hosts: list[str] = field(default_factory=list)
+    """Distinct hosts of the suppressed events (bounded)."""
+    truncated: bool = False
+    """More distinct paths (or methods, hosts) were seen than are listed."""
+
+    def note(self, path: str | None, method: str | None, host: str | None) -> None:
+        """Remember a suppressed event's path, method and host (bounded)."""
+        for value, seen in ((path, self.paths), (method, self.methods), (host, self.hosts)):
+            if value is None or value in seen:
+                continue
+            if len(seen) < MAX_PATHS:
+                seen.append(value)
+            else:
+                self.truncated = True
 
 
 class DenialAggregator:
@@ -55,9 +81,17 @@ class DenialAggregator:
         return self.window > 0
 
     def admit(
-        self, key: AggregateKey, now: float, wall: int, sample: dict[str, Any]
+        self,
+        key: AggregateKey,
+        now: float,
+        wall: int,
+        sample: dict[str, Any],
+        *,
+        path: str | None = None,
+        method: str | None = None,
+        host: str | None = None,
     ) -> tuple[bool, Window | None]:
-        """Register one event.
+        """Register one event (``path``, ``method``, ``host``: what it asked for, if known).
 
         Returns ``(write_it, closed)``: whether the event itself is written, and
         a window that just expired for this key (to be written as a summary).
@@ -78,6 +112,7 @@ class DenialAggregator:
         win.suppressed += 1
         win.last_wall = wall
         win.sample = sample
+        win.note(path, method, host)
         return False, closed
 
     def expired(self, now: float, *, everything: bool = False) -> list[Window]:

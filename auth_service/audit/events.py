@@ -182,6 +182,11 @@ def _normal_ip(value: str | None) -> str | None:
         return scrub_text(value)[:64]
 
 
+def _text(details: Mapping[str, Any], key: str) -> str | None:
+    value = details.get(key)
+    return value if isinstance(value, str) else None
+
+
 def _trace_id() -> str | None:
     ctx = trace.get_current_span().get_span_context()
     return format(ctx.trace_id, "032x") if ctx.is_valid else None
@@ -312,9 +317,17 @@ class AuditLog:
             "trace_id": _trace_id(),
             "reason": reason,
         }
+        scrubbed = scrub(details)
         if self._agg.enabled and type in AGGREGATED_TYPES:
+            rule, path, method, host = (
+                _text(scrubbed, k) for k in ("rule", "path", "method", "host")
+            )
+            key = (type, reason, rule, fields["actor_sub"], fields["subject_sub"], ip)
+            sample = {**fields, "details": scrubbed}
             with self._lock:
-                write, closed = self._agg.admit((type, reason, ip), self._clock(), wall, fields)
+                write, closed = self._agg.admit(
+                    key, self._clock(), wall, sample, path=path, method=method, host=host
+                )
             if closed is not None:
                 self._summary(closed)
             if not write:
@@ -322,7 +335,7 @@ class AuditLog:
                 if self._metrics is not None:
                     self._metrics.aggregated.inc()
                 return None
-        return self._submit(fields, scrub(details), 1, wall)
+        return self._submit(fields, scrubbed, 1, wall)
 
     def _submit(
         self, fields: dict[str, Any], details: dict[str, Any], count: int, wall: int
@@ -347,20 +360,30 @@ class AuditLog:
         return event_id
 
     def _summary(self, win: Window) -> None:
-        type, reason, ip = win.key
+        """Write the summary of a closed window: who, which rule, how often, which paths."""
+        type, reason, rule, actor, subject, ip = win.key
         sample = win.sample
-        details = {
+        last: dict[str, Any] = sample.get("details") or {}
+        details: dict[str, Any] = {
             "aggregated": True,
-            "window_seconds": self._agg.window,
+            "window_seconds": repr(float(self._agg.window)),
             "first_at_us": win.first_wall,
             "last_at_us": win.last_wall,
             "last_request_id": sample.get("request_id"),
+            "paths": list(win.paths),
+            "methods": list(win.methods),
+            "hosts": list(win.hosts),
+            "paths_truncated": win.truncated,
         }
+        if rule is not None:
+            details["rule"] = rule
+        if "status" in last:
+            details["status"] = last["status"]
         fields = {
             "type": type,
             "outcome": sample.get("outcome", "denied"),
-            "actor_sub": None,
-            "subject_sub": None,
+            "actor_sub": actor,
+            "subject_sub": subject,
             "client_id": sample.get("client_id"),
             "source_ip": ip,
             "user_agent": sample.get("user_agent"),
@@ -407,6 +430,7 @@ class AuditLog:
             "access.allowed" if allowed else "access.denied",
             outcome="allowed" if allowed else "denied",
             actor_sub=actor_sub,
+            subject_sub=actor_sub,
             client_id=client_id,
             source_ip=source_ip,
             user_agent=user_agent,

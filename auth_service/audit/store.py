@@ -42,17 +42,18 @@ _json = msgspec.json.Encoder()
 INSERT_SQL = """
 INSERT INTO audit_events (id, occurred_at, type, outcome, actor_sub, subject_sub, client_id,
                           source_ip, user_agent, request_id, trace_id, reason, details, count,
-                          chain_id, seq, prev_hash, hash)
+                          chain_id, seq, prev_hash, hash, key_id)
 SELECT * FROM unnest($1::uuid[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
                      $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[],
                      $12::text[], $13::jsonb[], $14::int4[], $15::uuid[], $16::int8[],
-                     $17::bytea[], $18::bytea[])
+                     $17::bytea[], $18::bytea[], $19::text[])
 ON CONFLICT DO NOTHING
 """
 
 _COLUMNS = (
     "id, occurred_at, type, outcome, actor_sub, subject_sub, client_id, source_ip, user_agent, "
-    "request_id, trace_id, reason, details::text AS details, count, chain_id, seq, prev_hash, hash"
+    "request_id, trace_id, reason, details::text AS details, count, chain_id, seq, prev_hash, "
+    "hash, key_id"
 )
 _FIELDS = AuditRecord.__struct_fields__
 _OCCURRED_AT = _FIELDS.index("occurred_at")
@@ -156,7 +157,9 @@ class AuditEventOut(EventData[dt.datetime], frozen=True):
     chain_id: str
     seq: int
     hash: str
-    """Hex SHA-256 of this link of the chain."""
+    """Hex MAC (HMAC-SHA-256) of this link of the chain."""
+    key_id: str | None
+    """Id of the ``AUTH_SECRET_KEYS`` entry that sealed it (null: old unkeyed event)."""
 
 
 class AuditPage(msgspec.Struct):

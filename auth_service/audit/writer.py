@@ -43,7 +43,7 @@ import asyncpg
 import msgspec
 import structlog
 
-from auth_service.audit.chain import GENESIS, AuditRecord, EventFields, seal
+from auth_service.audit.chain import GENESIS, AuditRecord, ChainKeys, EventFields, seal
 from auth_service.audit.metrics import AuditMetrics
 from auth_service.audit.spool import OrphanSpool, Spool, find_orphans
 from auth_service.audit.store import ensure_partitions, insert_records
@@ -87,10 +87,12 @@ class AuditWriter:
         pool: asyncpg.Pool,
         spool_root: Path,
         *,
+        keys: ChainKeys,
         config: WriterConfig | None = None,
         metrics: AuditMetrics | None = None,
     ) -> None:
         self.pool = pool
+        self.keys = keys
         self.config = cfg = config or WriterConfig()
         self.metrics = metrics or AuditMetrics()
         self.chain_id = str(uuid.uuid4())
@@ -106,6 +108,7 @@ class AuditWriter:
         self._queue: collections.deque[AuditRecord] = collections.deque()
         self._overflow = False
         self._committed = 0
+        self._committed_mac = GENESIS
         self._pending: list[AuditRecord] | None = None
         self._orphans: list[OrphanSpool] = []
         self._wake = asyncio.Event()
@@ -127,7 +130,9 @@ class AuditWriter:
         """Seal the event into the chain, spool it and queue it; ``False`` if it was dropped."""
         with self._lock:
             seq = self._seq + 1
-            record = seal(fields, chain_id=self.chain_id, seq=seq, prev_hash=self._prev)
+            record = seal(
+                fields, chain_id=self.chain_id, seq=seq, prev_hash=self._prev, keys=self.keys
+            )
             spooled = self.spool.append(seq, _encoder.encode(record))
             room = not self._overflow and len(self._queue) < self.config.queue_size
             if room:
@@ -208,6 +213,18 @@ class AuditWriter:
     def committed_seq(self) -> int:
         """Every event of this chain up to this seq is in PostgreSQL."""
         return self._committed
+
+    def checkpoint(self) -> tuple[str, int, bytes, str] | None:
+        """``(chain_id, seq, MAC, key_id)`` of the newest event of this chain in PostgreSQL.
+
+        ``None`` before the first event reached PostgreSQL. Published outside the
+        database (`auth_service.audit.checkpoints`), it lets `audit verify` notice
+        that the newest events were removed.
+        """
+        with self._lock:
+            if self._committed == 0:
+                return None
+            return self.chain_id, self._committed, self._committed_mac, self.keys.primary_id
 
     async def wait_idle(self, timeout: float) -> bool:
         """Wait until `idle` (for tests and shutdown paths); ``False`` on timeout."""
@@ -300,6 +317,7 @@ class AuditWriter:
         self._pending = None
         with self._lock:
             self._committed = batch[-1].seq
+            self._committed_mac = batch[-1].hash
             self.spool.release_through(self._committed)
 
     def _take_batch(self) -> list[AuditRecord]:

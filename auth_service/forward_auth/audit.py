@@ -1,7 +1,10 @@
 """Forward-auth decisions as audit events (CONTRACT §9): denials always, allowed ones per rule.
 
-Denials and token rejections are aggregated by the audit log (same type,
-reason and source within a window), so a flood of bad tokens costs the
+Whenever the caller was identified (a valid token or session, whatever the
+outcome: a missing role, a claim mismatch, MFA required), its ``sub`` is the
+event's actor and subject, and the rule, method, host and path are in the
+details. Denials and token rejections are aggregated by the audit log (same
+type, reason, rule, caller and source within a window), so a flood of bad tokens costs the
 request path one cheap in-memory call each and the table one row per window.
 """
 
@@ -16,8 +19,9 @@ from auth_service.audit.events import AuditLog
 from auth_service.forward_auth.decision import Verdict
 from auth_service.forward_auth.endpoint import DecisionHook
 from auth_service.forward_auth.gateways import ForwardedRequest
+from auth_service.observability.client_address import client_address
 
-__all__ = ("DecisionDetails", "audit_hook", "source_ip")
+__all__ = ("DecisionDetails", "audit_hook")
 
 
 class DecisionDetails(msgspec.Struct, omit_defaults=True):
@@ -30,31 +34,22 @@ class DecisionDetails(msgspec.Struct, omit_defaults=True):
     status: int = 0
 
 
-def source_ip(req: ForwardedRequest | None, scope: MutableMapping[str, Any]) -> str | None:
-    """The client address the gateway reports (``X-Real-IP``, first ``X-Forwarded-For``)."""
-    if req is not None:
-        real = req.headers.get(b"x-real-ip")
-        if real:
-            return real.decode("latin-1").strip()[:64]
-        forwarded = req.headers.get(b"x-forwarded-for")
-        if forwarded:
-            return forwarded.split(b",")[0].decode("latin-1").strip()[:64]
-    client = scope.get("client")
-    return str(client[0]) if client else None
+def audit_hook(audit: AuditLog, trusted_proxies: tuple[str, ...]) -> DecisionHook:
+    """A `ForwardAuthEndpoint` hook that emits the decision's audit event.
 
-
-def audit_hook(audit: AuditLog) -> DecisionHook:
-    """A `ForwardAuthEndpoint` hook that emits the decision's audit event."""
+    The source address is the original client's by the ``AUTH_TRUSTED_PROXIES``
+    rule (`auth_service.observability.client_address`): the gateway is the peer.
+    """
 
     def hook(
         verdict: Verdict, req: ForwardedRequest | None, scope: MutableMapping[str, Any]
     ) -> None:
-        identity = verdict.identity
-        claims = identity.claims if identity is not None else None
+        caller = verdict.caller if verdict.caller is not None else verdict.identity
+        claims = caller.claims if caller is not None else None
         path = req.target.split("?", 1)[0] if req is not None else None
         details = DecisionDetails(
-            method=req.method if req else None,
-            host=req.host if req else None,
+            method=req.method if req is not None else None,
+            host=req.host if req is not None else None,
             path=path,
             rule=verdict.rule,
             status=verdict.status,
@@ -69,10 +64,10 @@ def audit_hook(audit: AuditLog) -> DecisionHook:
         audit.emit(
             kind,  # type: ignore[arg-type]
             outcome=outcome,  # type: ignore[arg-type]
-            actor_sub=claims.sub if claims else None,
-            subject_sub=claims.sub if claims else None,
-            client_id=claims.client_id if claims else None,
-            source_ip=source_ip(req, scope),
+            actor_sub=claims.sub if claims is not None else None,
+            subject_sub=claims.sub if claims is not None else None,
+            client_id=claims.client_id if claims is not None else None,
+            source_ip=client_address(scope, trusted_proxies),
             user_agent=agent.decode("latin-1")[:256] if agent else None,
             reason=verdict.reason,
             details=details,

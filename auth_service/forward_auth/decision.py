@@ -13,13 +13,7 @@ from urllib.parse import quote
 
 from auth_service.errors import PROBLEM_JSON, problem_body
 from auth_service.forward_auth.gateways import Dialect, ForwardedRequest
-from auth_service.policy import (
-    INVALID_PATH,
-    CompiledPolicy,
-    Decision,
-    normalize_host,
-    normalize_path,
-)
+from auth_service.policy import CompiledPolicy, PathRefusal, normalize_host
 from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.service import TokenRejected, bearer_challenge
 
@@ -66,6 +60,9 @@ class Verdict:
     """Whether this decision becomes an audit event."""
     mfa: bool = False
     """The identity's session passed TOTP (for ``X-Auth-MFA`` and the assertion's ``amr``)."""
+    caller: Authenticated | None = None
+    """Who presented valid credentials, whatever the outcome (for the audit event only;
+    unlike `identity` it never produces identity headers)."""
 
 
 def is_browser(req: ForwardedRequest, creds: Credentials) -> bool:
@@ -104,12 +101,10 @@ def decide(
     rid: str,
 ) -> Verdict:
     """Decide one forward-auth check."""
-    path = normalize_path(req.target)
-    if path is None:
-        decision: Decision = INVALID_PATH
-        body, headers = _problem(400, "the original path is invalid", rid, decision.reason, [])
-        return Verdict(400, "bad_request", decision.reason, None, headers, body, audit=True)
-    match = policy.match(req.method, normalize_host(req.host), path)
+    match = policy.route(req.method, normalize_host(req.host), req.target)
+    if isinstance(match, PathRefusal):  # before any rule, for browsers too: never a login
+        body, headers = _problem(400, match.detail, rid, match.reason, [])
+        return Verdict(400, "bad_request", match.reason, None, headers, body, audit=True)
     if match is not None and match.rule.allow == "anonymous":
         allowed = policy.decide(match, None, mfa_done=False)
         return Verdict(200, "allow", None, allowed.rule, audit=allowed.audited(req.method))

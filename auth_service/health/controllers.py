@@ -1,8 +1,10 @@
 """``/health/live``, ``/health/ready`` and ``/metrics``.
 
-Readiness runs the dependency checks concurrently, each bounded by
+Readiness runs the PostgreSQL and Redis checks concurrently, each bounded by
 ``AUTH_READY_TIMEOUT`` (1 s by default), so it answers within 2 s even when a
-dependency hangs instead of refusing connections.
+dependency hangs instead of refusing connections; the IdP's reachability comes
+from the background `IdpProbe`, the rest from in-memory state. What the parts
+add up to (``ok`` / ``degraded`` / ``down``) is `readiness.overall_status`.
 """
 
 from __future__ import annotations
@@ -15,12 +17,18 @@ import msgspec
 from litestar import Controller, Response, get
 from litestar.di import NamedDependency, Provide
 
+from auth_service.health.readiness import (
+    DependencyStatus,
+    KeysState,
+    OverallStatus,
+    RevocationsState,
+    keys_state,
+    overall_status,
+)
 from auth_service.observability.metrics import CONTENT_TYPE
 from auth_service.resources import Resources, provide_resources
 
 __all__ = ("HealthController", "Readiness")
-
-Status = Literal["ok", "down"]
 
 
 class Liveness(msgspec.Struct):
@@ -30,15 +38,23 @@ class Liveness(msgspec.Struct):
 
 
 class Readiness(msgspec.Struct):
-    """Each dependency's state; ``status`` is ``ok`` only when all are."""
+    """Each dependency's state and what they add up to (CONTRACT §10)."""
 
-    status: Status
-    postgres: Status
-    redis: Status
-    oidc: Status
+    status: OverallStatus
+    """``ok``; ``degraded`` (200: something is down, decisions are still right); ``down`` (503)."""
+    postgres: DependencyStatus
+    redis: DependencyStatus
+    oidc: DependencyStatus
+    """Whether the realm answers (checked every 10 s), not whether cached keys still verify."""
+    keys: KeysState
+    """IdP signing keys: ``fresh``, ``stale`` (older than ``AUTH_JWKS_MAX_AGE``) or ``none``."""
+    revocations: RevocationsState
+    """This worker's revocation mirror: ``synced``, ``stale`` (Redis lost since) or ``never``."""
+    assertion_keys: DependencyStatus
+    """Whether this worker can sign ``X-Auth-Assertion`` (keys loaded from PostgreSQL)."""
 
 
-async def _bounded(check: Callable[[], Awaitable[object]], timeout: float) -> Status:
+async def _bounded(check: Callable[[], Awaitable[object]], timeout: float) -> DependencyStatus:
     try:
         async with asyncio.timeout(timeout):
             ok = await check()
@@ -59,7 +75,7 @@ class HealthController(Controller):
 
     @get("/health/ready")
     async def ready(self, res: NamedDependency[Resources]) -> Response[Readiness]:
-        """200 when PostgreSQL, Redis and the IdP keys are usable, else 503."""
+        """200 when forward-auth decides correctly (``ok`` or ``degraded``), else 503."""
         timeout = res.settings.ready_timeout
 
         async def pg() -> object:
@@ -68,19 +84,38 @@ class HealthController(Controller):
         async def redis() -> object:
             return await res.redis.ping()
 
-        async def oidc() -> object:
-            provider = res.components.get("oidc")
-            return bool(provider is not None and provider.ready)
-
-        pg_s, redis_s, oidc_s = await asyncio.gather(
-            _bounded(pg, timeout), _bounded(redis, timeout), _bounded(oidc, timeout)
+        pg_s, redis_s = await asyncio.gather(_bounded(pg, timeout), _bounded(redis, timeout))
+        probe = res.components.get("idp_probe")
+        oidc_s: DependencyStatus = "ok" if probe is not None and probe.reachable else "down"
+        provider = res.components.get("oidc")
+        keys = keys_state(provider.jwks if provider is not None else None)
+        mirror = res.components.get("revocations")
+        revocations: RevocationsState = "never"
+        if mirror is not None and mirror.ever_synced:
+            revocations = "synced" if mirror.synced.is_set() else "stale"
+        signer = res.components.get("assertions")
+        assertion_keys: DependencyStatus = "ok" if signer is not None and signer.ready else "down"
+        overall = overall_status(
+            postgres=pg_s,
+            redis=redis_s,
+            oidc=oidc_s,
+            keys=keys,
+            revocations=revocations,
+            assertion_keys=assertion_keys,
         )
-        overall: Status = "ok" if pg_s == redis_s == oidc_s == "ok" else "down"
-        body = Readiness(status=overall, postgres=pg_s, redis=redis_s, oidc=oidc_s)
+        body = Readiness(
+            status=overall,
+            postgres=pg_s,
+            redis=redis_s,
+            oidc=oidc_s,
+            keys=keys,
+            revocations=revocations,
+            assertion_keys=assertion_keys,
+        )
         headers = {"Cache-Control": "no-store"}
         if overall == "down":
             headers["Retry-After"] = "5"
-        return Response(body, status_code=200 if overall == "ok" else 503, headers=headers)
+        return Response(body, status_code=503 if overall == "down" else 200, headers=headers)
 
     @get("/metrics", media_type=CONTENT_TYPE)
     async def metrics(self, res: NamedDependency[Resources]) -> bytes:

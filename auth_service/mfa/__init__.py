@@ -5,7 +5,7 @@
     totp.py       RFC 6238 matching (pyotp), injectable clock          pure
     recovery.py   recovery codes, argon2id                             pure (CPU)
     store.py      totp_credentials / totp_recovery_codes, replay CAS   PostgreSQL
-    lockout.py    failure counters and locks per user and per IP       Redis
+    lockout.py    atomic attempt slots and locks per user, per-IP count Redis
     state.py      MFA-verified sids, mirrored in memory (hot path)     Redis + pub/sub
     service.py    the domain logic; raises auth_service.errors only
     controllers.py  JSON API /mfa/totp, admin reset

@@ -4,9 +4,14 @@ Raises only `auth_service.errors` domain errors; the HTTP edge renders them.
 Every outcome is audited (CONTRACT §9). Secrets, codes and recovery codes are
 never logged nor put in audit details: details carry counts and the method.
 
-Order of checks for a code submission: lockout first (a locked caller learns
-nothing about the code), then the code within the window, then the replay
-compare-and-set. A code that matches but was already used is refused with
+Order of checks for a code submission: first an attempt slot is reserved
+(`auth_service.mfa.lockout`: atomic in Redis, refused with 429 while locked or
+while failures and checks in flight fill the allowance, so a locked caller
+learns nothing about the code and a burst cannot check more codes than the
+limit), then the code within the window, then the replay compare-and-set.
+A wrong code settles the slot as a failure (the one that reaches the limit
+sets the lock and is still answered ``invalid_code``); a success resets the
+count. A code that matches but was already used is refused with
 ``code_reused`` and audited, but not counted as a guess: it is a double submit,
 not brute force (a guesser who hits it gains nothing, the step is spent).
 """
@@ -30,7 +35,7 @@ from auth_service.errors import (
     NotFound,
     TooManyAttempts,
 )
-from auth_service.mfa.lockout import Lockout
+from auth_service.mfa.lockout import Attempt, Lockout, Refused
 from auth_service.mfa.recovery import RecoveryCodes
 from auth_service.mfa.state import MfaState
 from auth_service.mfa.store import TotpRecord, TotpStore
@@ -182,22 +187,22 @@ class MfaService:
             NotFound: ``no_pending_enrollment``; Conflict: ``already_enrolled`` or
             ``enrollment_changed``; BadRequest: ``invalid_code``; TooManyAttempts.
         """
-        await self._check_lock(caller)
-        rec = await self.store.get(caller.subject)
-        if rec is not None and rec.state == "confirmed":
-            raise Conflict("TOTP is already enrolled", reason="already_enrolled")
-        if rec is None:
-            raise NotFound("no TOTP enrollment is pending", reason="no_pending_enrollment")
-        step = self.codes.match(self._secret(rec), code)
-        if step is None:
-            await self._failed(caller, "totp", "invalid_code")
-        plain = self.recovery.generate()
-        hashes = await asyncio.to_thread(lambda: [self.recovery.hash(c) for c in plain])
-        if not await self.store.confirm(caller.subject, rec.secret, step, hashes):
-            raise Conflict(
-                "the enrollment changed meanwhile; start again", reason="enrollment_changed"
-            )
-        await self.lockout.success(caller.subject)
+        async with await self._attempt(caller) as attempt:
+            rec = await self.store.get(caller.subject)
+            if rec is not None and rec.state == "confirmed":
+                raise Conflict("TOTP is already enrolled", reason="already_enrolled")
+            if rec is None:
+                raise NotFound("no TOTP enrollment is pending", reason="no_pending_enrollment")
+            step = self.codes.match(self._secret(rec), code)
+            if step is None:
+                await self._failed(attempt, caller, "totp", "invalid_code")
+            plain = self.recovery.generate()
+            hashes = await asyncio.to_thread(lambda: [self.recovery.hash(c) for c in plain])
+            if not await self.store.confirm(caller.subject, rec.secret, step, hashes):
+                raise Conflict(
+                    "the enrollment changed meanwhile; start again", reason="enrollment_changed"
+                )
+            await attempt.succeeded()
         self._emit("mfa.enrollment.confirmed", caller, "success", remaining=len(plain))
         return plain
 
@@ -218,36 +223,38 @@ class MfaService:
             )
         if (code is None) == (recovery_code is None):
             raise BadRequest("send exactly one of code and recovery_code", reason="bad_request")
-        await self._check_lock(caller)
-        rec = await self._confirmed(caller.subject)
-        if code is not None:
-            method: Method = "totp"
-            await self._accept_totp(caller, rec, code)
-        else:
-            method = "recovery_code"
-            await self._accept_recovery(caller, recovery_code or "")
-        await self.lockout.success(caller.subject)
+        async with await self._attempt(caller) as attempt:
+            rec = await self._confirmed(caller.subject)
+            if code is not None:
+                method: Method = "totp"
+                await self._accept_totp(attempt, caller, rec, code)
+            else:
+                method = "recovery_code"
+                await self._accept_recovery(attempt, caller, recovery_code or "")
+            await attempt.succeeded()
         expiry = await self.state.mark_verified(
             caller.sid, self.verified_ttl, subject=caller.subject
         )
         self._emit("mfa.success", caller, "success", method=method)
         return datetime.fromtimestamp(expiry, UTC)
 
-    async def _accept_totp(self, caller: Caller, rec: TotpRecord, code: str) -> None:
+    async def _accept_totp(
+        self, attempt: Attempt, caller: Caller, rec: TotpRecord, code: str
+    ) -> None:
         step = self.codes.match(self._secret(rec), code)
         if step is None:
-            await self._failed(caller, "totp", "invalid_code")
+            await self._failed(attempt, caller, "totp", "invalid_code")
         if not await self.store.accept_step(caller.subject, step):
             self._emit("mfa.failure", caller, "failure", reason="code_reused", method="totp")
             raise BadRequest(
                 "this code was already used; wait for the next one", reason="code_reused"
             )
 
-    async def _accept_recovery(self, caller: Caller, code: str) -> None:
+    async def _accept_recovery(self, attempt: Attempt, caller: Caller, code: str) -> None:
         hashes = await self.store.unused_codes(caller.subject)
         found = await asyncio.to_thread(self.recovery.find, code, hashes)
         if found is None:
-            await self._failed(caller, "recovery_code", "invalid_code")
+            await self._failed(attempt, caller, "recovery_code", "invalid_code")
         if not await self.store.use_code(caller.subject, found):
             self._emit(
                 "mfa.failure", caller, "failure", reason="code_reused", method="recovery_code"
@@ -260,10 +267,10 @@ class MfaService:
 
     async def disable(self, caller: Caller, code: str) -> None:
         """Remove the caller's TOTP after checking a current code; ends its verified sids."""
-        await self._check_lock(caller)
-        rec = await self._confirmed(caller.subject)
-        await self._accept_totp(caller, rec, code)
-        await self.lockout.success(caller.subject)
+        async with await self._attempt(caller) as attempt:
+            rec = await self._confirmed(caller.subject)
+            await self._accept_totp(attempt, caller, rec, code)
+            await attempt.succeeded()
         await self.store.delete(caller.subject)
         ended = await self.state.clear_subject(caller.subject)
         self._emit("mfa.disabled", caller, "success", sessions_ended=ended)
@@ -297,18 +304,26 @@ class MfaService:
                 "the TOTP credential cannot be read", reason="secret_unreadable"
             ) from None
 
-    async def _check_lock(self, caller: Caller) -> None:
-        wait = await self.lockout.locked_for(caller.subject, caller.source_ip)
-        if wait > 0:
+    async def _attempt(self, caller: Caller) -> Attempt:
+        """Reserve the slot of one code check (429 with ``Retry-After`` when refused)."""
+        try:
+            return await self.lockout.attempt(caller.subject, caller.source_ip)
+        except Refused as exc:
             raise TooManyAttempts(
                 "too many wrong codes; try again later",
                 reason="mfa_locked",
-                headers={"Retry-After": str(wait)},
-            )
+                headers={"Retry-After": str(exc.retry_after)},
+            ) from None
 
-    async def _failed(self, caller: Caller, method: Method, reason: str) -> NoReturn:
-        """Count a wrong code, audit it, and raise (429 when this failure locks)."""
-        failures, locked = await self.lockout.failure(caller.subject, caller.source_ip)
+    async def _failed(
+        self, attempt: Attempt, caller: Caller, method: Method, reason: str
+    ) -> NoReturn:
+        """Count a wrong code, audit it, and raise ``invalid_code``.
+
+        The failure that reaches the limit sets the lock (audited as ``mfa.lockout``)
+        but is answered like any wrong code; the next attempt gets the 429.
+        """
+        failures, locked = await attempt.failed()
         if self.metrics is not None:
             self.metrics.mfa_failures.inc()
             if locked:
@@ -319,11 +334,6 @@ class MfaService:
         if locked:
             self._emit(
                 "mfa.lockout", caller, "failure", reason="too_many_failures", retry_after=locked
-            )
-            raise TooManyAttempts(
-                "too many wrong codes; try again later",
-                reason="mfa_locked",
-                headers={"Retry-After": str(locked)},
             )
         raise BadRequest("the code is not valid", reason=reason)
 

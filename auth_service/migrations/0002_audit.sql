@@ -22,22 +22,10 @@
 --   * a trigger refuses UPDATE and DELETE (every partition) and TRUNCATE, for
 --     every role including the owner; dropping/detaching a partition is DDL and
 --     is the only way data leaves the table;
---   * the NOLOGIN role `auth_app` gets only SELECT and INSERT (and EXECUTE on the
---     partition function). Operators run the service as a login role that is a
---     member of it and owns nothing:
---         CREATE ROLE auth_service LOGIN PASSWORD '...';
---         GRANT auth_app TO auth_service;
---     and run `auth-service migrate` as the schema owner. Roles are cluster-wide,
---     so its creation tolerates an existing role (several databases, concurrent
---     migrations).
-
-DO $$
-BEGIN
-    CREATE ROLE auth_app NOLOGIN;
-EXCEPTION
-    WHEN duplicate_object OR unique_violation THEN NULL;
-END
-$$;
+--   * the runtime role gets only SELECT and INSERT (and EXECUTE on the partition
+--     function): see runtime_grants.sql, applied by `auth-service migrate` after
+--     the versioned files (roles are cluster-wide and creating one needs
+--     CREATEROLE, which a plain database owner does not hold).
 
 CREATE TABLE audit_events (
     id           uuid        NOT NULL,
@@ -142,5 +130,3 @@ SELECT audit_ensure_partitions(now() - interval '1 month', 3);
 
 REVOKE ALL ON audit_events FROM PUBLIC;
 REVOKE ALL ON FUNCTION audit_ensure_partitions(timestamptz, integer) FROM PUBLIC;
-GRANT SELECT, INSERT ON audit_events TO auth_app;
-GRANT EXECUTE ON FUNCTION audit_ensure_partitions(timestamptz, integer) TO auth_app;

@@ -35,5 +35,3 @@ CREATE TABLE IF NOT EXISTS totp_recovery_codes (
 );
 
 CREATE INDEX IF NOT EXISTS totp_recovery_codes_subject ON totp_recovery_codes (subject);
-
-GRANT SELECT, INSERT, UPDATE, DELETE ON totp_credentials, totp_recovery_codes TO auth_app;

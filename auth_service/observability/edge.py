@@ -28,7 +28,15 @@ from auth_service.errors import PROBLEM_JSON, problem_body
 from auth_service.observability.metrics import Metrics
 from auth_service.observability.request_id import request_id
 
-__all__ = ("ASGIApp", "EdgeMiddleware", "Message", "Receive", "Send")
+__all__ = (
+    "UNMATCHED_ROUTE",
+    "ASGIApp",
+    "EdgeMiddleware",
+    "Message",
+    "Receive",
+    "Send",
+    "method_label",
+)
 
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -37,6 +45,21 @@ ASGIApp = Callable[[MutableMapping[str, Any], Receive, Send], Awaitable[None]]
 
 log = structlog.get_logger("auth_service.http")
 _tracer = trace.get_tracer("auth_service")
+
+_METHODS = frozenset(
+    {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"}
+)
+UNMATCHED_ROUTE = "unmatched"
+"""The one route label of every request no route template matched."""
+
+
+def method_label(method: str) -> str:
+    """The metrics label of an HTTP method: a closed set, anything else is ``OTHER``.
+
+    The server accepts any token as a method; as a label, each new one would be a
+    new time series held for the life of the process (CONTRACT §10).
+    """
+    return method if method in _METHODS else "OTHER"
 
 
 class EdgeMiddleware:
@@ -112,13 +135,14 @@ class EdgeMiddleware:
                 log.error("unhandled_error", path=scope["path"], exc_info=exc)
                 if not started:
                     await _send_500(send_with_id, rid)
-            route = scope.get("path_template") or scope.get("auth_route") or "unmatched"
+            route = scope.get("path_template") or scope.get("auth_route") or UNMATCHED_ROUTE
+            method = method_label(scope["method"])
             elapsed = time.perf_counter() - start
             metrics = self.metrics
-            metrics.http_requests.labels(route, scope["method"], str(status)).inc()
+            metrics.http_requests.labels(route, method, str(status)).inc()
             metrics.http_latency.labels(route).observe(elapsed)
             if span is not None:
-                span.update_name(f"{scope['method']} {route}")
+                span.update_name(f"{method} {route}")
                 span.set_attribute("http.request.method", scope["method"])
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)

@@ -45,6 +45,7 @@ _MESSAGES = {
     "invalid_redirect": "The page you asked to return to is not allowed.",
     "idp_unavailable": "The identity provider cannot be reached right now.",
     "session_store_unavailable": "Sign-in is temporarily unavailable.",
+    "login_rate_limited": "Too many sign-in attempts from your address; try again in a minute.",
 }
 
 

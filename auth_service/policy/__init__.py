@@ -5,13 +5,14 @@ Typical use::
 
     holder = PolicyHolder(settings.policy_file, on_reload=log_reload)
     policy = holder.current
-    path = normalize_path(raw_uri)  # None -> 400 (or use policy.evaluate)
-    decision = policy.decide(policy.match(method, host, path), subject, mfa_done=mfa)
+    found = policy.route(method, host, raw_uri)  # PathRefusal -> 400 (or policy.evaluate)
+    decision = policy.decide(found, subject, mfa_done=mfa)
 """
 
 from auth_service.policy.cli import check_policy_file
 from auth_service.policy.compile import CompiledPolicy, Match, compile_policy
 from auth_service.policy.evaluate import (
+    AMBIGUOUS_PATH,
     INVALID_PATH,
     MISSING,
     MUTATING_METHODS,
@@ -38,12 +39,18 @@ from auth_service.policy.model import (
 )
 from auth_service.policy.paths import (
     MAX_PATH_LENGTH,
+    PathCase,
+    PathParameters,
+    PathReason,
+    PathRefusal,
+    canonical_path,
     normalize_host,
     normalize_method,
     normalize_path,
 )
 
 __all__ = [
+    "AMBIGUOUS_PATH",
     "INVALID_PATH",
     "MAX_PATH_LENGTH",
     "MISSING",
@@ -57,6 +64,10 @@ __all__ = [
     "DenyStatus",
     "Match",
     "Outcome",
+    "PathCase",
+    "PathParameters",
+    "PathReason",
+    "PathRefusal",
     "Policy",
     "PolicyError",
     "PolicyHolder",
@@ -65,6 +76,7 @@ __all__ = [
     "ReloadHook",
     "Rule",
     "Subject",
+    "canonical_path",
     "check_policy_file",
     "claim_matches",
     "compile_policy",

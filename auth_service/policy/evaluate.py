@@ -24,6 +24,7 @@ Reason = Literal[
     "mfa_required",
     "authentication_required",
     "invalid_path",
+    "ambiguous_path",
 ]
 MUTATING_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 """Methods that ``audit = "mutations"`` audits when allowed."""
@@ -86,7 +87,9 @@ class Decision(msgspec.Struct, frozen=True, kw_only=True):
 
 
 INVALID_PATH: Final = Decision(outcome="deny", rule=None, reason="invalid_path", status=400)
-"""Decision for a request whose path ``normalize_path`` refused."""
+"""Decision for a request whose path does not decode (``canonical_path`` refused it)."""
+AMBIGUOUS_PATH: Final = Decision(outcome="deny", rule=None, reason="ambiguous_path", status=400)
+"""Decision for a request whose path upstream servers would read in different ways."""
 
 
 def lookup_claim(claims: Mapping[str, object], path: str) -> object:

@@ -11,6 +11,8 @@ from typing import Annotated, Literal
 
 import msgspec
 
+from auth_service.policy.paths import PathCase, PathParameters
+
 DenyStatus = Literal[401, 403, 404]
 AllowMode = Literal["anonymous", "authenticated"]
 AuditMode = Literal["denials", "mutations", "all"]
@@ -34,6 +36,13 @@ class Defaults(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
 
     deny_status: DenyStatus = 403
     """Status for an authenticated request that no rule matches."""
+    path_parameters: PathParameters = "refuse"
+    """``"refuse"``: a ``;`` in a path is a 400 ``ambiguous_path``; ``"strip"``: ``;...``
+    is removed from every segment before normalising (for upstreams that use them)."""
+    path_case: PathCase = "sensitive"
+    """``"insensitive"`` matches pattern literals case-insensitively (for upstreams that
+    route that way); ``"sensitive"`` also refuses a path that such an upstream would
+    route to a different rule."""
 
 
 class Rule(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

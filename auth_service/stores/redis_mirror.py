@@ -35,6 +35,12 @@ class RedisMirror(ABC):
         self.name = name
         self.synced = asyncio.Event()
         """Set while subscribed and reloaded; cleared while disconnected."""
+        self.ever_synced = False
+        """True once the first reload succeeded; stays true across later disconnects.
+
+        Before that, the in-memory state is empty because it is unknown, not because
+        Redis holds nothing: readers must not take its answers as facts.
+        """
 
     @abstractmethod
     async def _reload(self) -> None:
@@ -60,6 +66,7 @@ class RedisMirror(ABC):
                 await pubsub.subscribe(self.channel)
                 await self._reload()
                 self.synced.set()
+                self.ever_synced = True
                 delay = 0.1
                 log.info(f"{self.name}_synced", count=len(self))
                 last_prune = time.monotonic()

@@ -3,6 +3,10 @@
 `Authenticated` wraps the verified `Claims` (which the policy engine reads as its
 `Subject`) with the identity headers precomputed, so a cached token costs no
 formatting work per request.
+
+Values are encoded by `auth_service.verifier.headers` (the one codec, which
+downstream services decode with): list values (realm roles, list claims) item
+by item, sorted, comma-separated; single values whole (CONTRACT §4).
 """
 
 from __future__ import annotations
@@ -10,28 +14,30 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import quote
 
 from auth_service.verifier import MISSING, Claims
+from auth_service.verifier.headers import encode_items, encode_value
 
 __all__ = ("Authenticated", "header_value", "identity_headers")
 
-# Printable ASCII minus nothing that could end a header; everything else is percent-encoded,
-# so a claim can never inject a header (CR/LF) or break latin-1 encoding (non-ASCII names).
-_SAFE = " !\"#$&'()*+,-./:;<=>?@[\\]^_`{|}~"
+
+def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
 
 
 def header_value(value: object) -> str:
-    """A claim value rendered safely for an HTTP header."""
+    """A claim value rendered safely for an HTTP header.
+
+    A list (or set) is sorted and comma-separated with each item percent-encoded where
+    it holds ``,``, ``%``, whitespace, control or non-ASCII characters, so an item can
+    never read as two; a single value is percent-encoded likewise (spaces kept). Either
+    way no claim can inject a header (CR/LF) or break latin-1 encoding.
+    """
     if isinstance(value, list | tuple | set | frozenset):
-        text = ",".join(sorted(str(v) for v in value))
-    elif isinstance(value, bool):
-        text = "true" if value else "false"
-    else:
-        text = str(value)
-    if text.isascii() and text.isprintable():  # the common case needs no escaping
-        return text.replace("%", "%25")
-    return quote(text, safe=_SAFE)
+        return encode_items(sorted(_text(v) for v in value))
+    return encode_value(_text(value))
 
 
 _RENDERED_MAX = 1024

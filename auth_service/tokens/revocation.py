@@ -8,7 +8,13 @@ path (`is_revoked`) makes no Redis round trip:
   subscriber adds it to its in-memory set within milliseconds;
 * on start and after every reconnect of the subscriber the worker reloads the
   full set with SCAN, so nothing published while it was disconnected is lost
-  (subscribe first, then reload, so no window is left between the two).
+  (subscribe first, then reload, so no window is left between the two);
+* until the first reload succeeded (a worker started while Redis is down) the
+  in-memory set is unknown, not empty: `is_revoked` raises
+  `DependencyUnavailable` (503 + ``Retry-After``) instead of answering "no",
+  so a logged-out token is never let through (CONTRACT §10). After that first
+  sync a Redis outage keeps the last known set (and the readiness is
+  ``degraded``).
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ from typing import Literal
 import structlog
 from redis.asyncio import Redis
 
+from auth_service.errors import DependencyUnavailable
 from auth_service.observability.metrics import Metrics
 from auth_service.stores.redis_mirror import RedisMirror
 
@@ -47,7 +54,16 @@ class Revocations(RedisMirror):
         self._add(message, self.ttl)
 
     def is_revoked(self, sid: str | None, jti: str | None) -> bool:
-        """Whether either value is revoked; in memory, no I/O."""
+        """Whether either value is revoked; in memory, no I/O.
+
+        Raises:
+            DependencyUnavailable: the mirror has not synchronised once since start,
+                so the answer is unknown (a flag check; no I/O either).
+        """
+        if not self.ever_synced:
+            raise DependencyUnavailable(
+                "revocations are not synchronised yet", reason="revocations_unavailable"
+            )
         revoked = self._revoked
         if not revoked:
             return False

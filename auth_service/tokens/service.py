@@ -3,16 +3,28 @@
 `Authenticator.cached` is the hot path: a hash, a dict lookup, an expiry check
 and an in-memory revocation check, no I/O. Only a token not seen before goes
 through `authenticate`, which verifies the signature and claims
-(`auth_service.verifier`) and, for Keycloak lightweight access tokens that lack
-the claims the policy or header map needs, asks the realm's introspection
-endpoint once per token (single-flight), caching the result until it expires.
+(`auth_service.verifier`).
+
+Keycloak lightweight access tokens (CONTRACT §4) are recognised by shape only
+(`is_lightweight`: no ``sub``, or neither ``realm_access`` nor
+``resource_access``). Only such a token that lacks claims the policy or the
+header map needs is completed from the realm's introspection endpoint: one call
+per token (single-flight), bounded by ``AUTH_INTROSPECTION_TIMEOUT``, whose
+answer or failure is cached until the token expires. A full token that merely
+lacks an optional claim (no ``groups``, no ``tenant_id``) is decided on what it
+carries and never causes an IdP call.
+
+A failed completion answers 503 ``idp_unavailable`` (CONTRACT §4, "dependency
+down and the decision cannot be made safely"), also for later requests with the
+same token, without asking the IdP again; an answer ``active: false`` is a 401
+``token_inactive``, likewise cached.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -28,7 +40,7 @@ from auth_service.tokens.identity import Authenticated, identity_headers
 from auth_service.tokens.revocation import Revocations
 from auth_service.verifier import Claims, TokenError
 
-__all__ = ("Authenticator", "TokenRejected", "bearer_challenge")
+__all__ = ("Authenticator", "TokenRejected", "bearer_challenge", "is_lightweight")
 
 log = structlog.get_logger("auth_service.tokens")
 
@@ -54,12 +66,27 @@ _DESCRIPTIONS = {
 }
 
 
+def is_lightweight(raw: Mapping[str, Any]) -> bool:
+    """Whether verified claims have Keycloak's lightweight access-token shape (CONTRACT §4)."""
+    return "sub" not in raw or ("realm_access" not in raw and "resource_access" not in raw)
+
+
 def bearer_challenge(error: str | None = None, description: str | None = None) -> str:
     """An RFC 6750 ``WWW-Authenticate`` value."""
     if error is None:
         return 'Bearer realm="auth-service"'
     safe = (description or error).replace('"', "'").replace("\\", "/")
     return f'Bearer realm="auth-service", error="{error}", error_description="{safe}"'
+
+
+_INTROSPECTION_FAILURES = (httpx.HTTPError, ValueError, msgspec.DecodeError, TimeoutError)
+"""What a failed introspection call raises (``ValueError``: a non-200 answer or no endpoint)."""
+
+
+def _introspection_unavailable() -> DependencyUnavailable:
+    return DependencyUnavailable(
+        "identity provider introspection unavailable", reason="idp_unavailable"
+    )
 
 
 class TokenRejected(NotAuthenticated):
@@ -96,6 +123,8 @@ class Authenticator:
         self.max_bytes = 16 * 1024
         self.cache: ExpiringCache[Authenticated] = ExpiringCache(settings.token_cache_size, clock)
         self.rejected: ExpiringCache[tuple[str, str]] = ExpiringCache(10_000, clock)
+        self.incomplete: ExpiringCache[str] = ExpiringCache(10_000, clock)
+        """Lightweight tokens whose completion failed (until they expire): why."""
         self._clock = clock
         self._introspecting: dict[bytes, asyncio.Task[dict[str, Any] | None]] = {}
         self._hits = metrics.token_cache.labels("hit")
@@ -123,15 +152,6 @@ class Authenticator:
             raise TokenRejected("token_revoked", _DESCRIPTIONS["token_revoked"])
         return key, hit
 
-    async def authenticate_bearer(self, authorization_header: str | None) -> Authenticated:
-        """Authenticate an ``Authorization`` header (this service's own API endpoints)."""
-        scheme, _, token = (authorization_header or "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise NotAuthenticated(
-                "a bearer token is required", headers={"WWW-Authenticate": bearer_challenge()}
-            )
-        return await self.authenticate(token.strip())
-
     async def authenticate(self, token: str) -> Authenticated:
         """Verify ``token`` (using the cache when possible)."""
         hit = self.cached(token)
@@ -151,14 +171,16 @@ class Authenticator:
             )
         if key is None:
             key = token_key(token)
+        if self.incomplete.get(key) is not None:
+            raise _introspection_unavailable()
         try:
             claims = await verifier.verify(token)
         except TokenError as exc:
             self._reject(key, exc.reason, exc.description)
         if self.revocations.is_revoked(claims.sid, claims.jti):
             raise TokenRejected("token_revoked", _DESCRIPTIONS["token_revoked"])
-        missing = [c for c in self.needed_claims() if c not in claims.raw]
-        if missing:
+        raw = claims.raw
+        if is_lightweight(raw) and any(c not in raw for c in self.needed_claims()):
             claims = await self._complete(token, key, claims)
         attributes = claims.attributes(self._attribute_paths)
         entry = Authenticated(
@@ -170,36 +192,50 @@ class Authenticator:
         self.cache.put(key, entry, claims.exp)
         return entry
 
-    def _reject(self, key: bytes, reason: str, description: str) -> Any:
+    def _reject(self, key: bytes, reason: str, description: str, until: float | None = None) -> Any:
         if reason in _STICKY:
-            self.rejected.put(key, (reason, description), self._clock() + 60)
+            self.rejected.put(key, (reason, description), until or self._clock() + 60)
         raise TokenRejected(reason, description)
 
     async def _complete(self, token: str, key: bytes, claims: Claims) -> Claims:
-        """Fill in claims of a lightweight token from the IdP's introspection endpoint."""
+        """Fill in claims of a lightweight token from the IdP's introspection endpoint.
+
+        Concurrent requests with the same token share one call; its failure is cached
+        (`incomplete`) until the token expires, so it is not repeated per request.
+        """
         task = self._introspecting.get(key)
         if task is None:
-            task = asyncio.get_running_loop().create_task(self._introspect(token))
+            task = asyncio.get_running_loop().create_task(
+                self._introspect_once(token, key, claims.exp)
+            )
             self._introspecting[key] = task
             task.add_done_callback(lambda _: self._introspecting.pop(key, None))
         try:
             result = await asyncio.shield(task)
-        except (httpx.HTTPError, ValueError, msgspec.DecodeError) as exc:
-            self.metrics.introspections.labels("error").inc()
-            log.warning("idp_introspection_failed", error=exc.__class__.__name__)
-            if claims.sub is None:  # a lightweight token cannot be decided without it
-                raise DependencyUnavailable(
-                    "identity provider introspection unavailable", reason="idp_unavailable"
-                ) from exc
-            return claims
+        except _INTROSPECTION_FAILURES as exc:
+            raise _introspection_unavailable() from exc
         if result is None or result.get("active") is not True:
-            self.metrics.introspections.labels("inactive").inc()
-            self._reject(key, "token_inactive", _DESCRIPTIONS["token_inactive"])
-        self.metrics.introspections.labels("ok").inc()
+            self._reject(key, "token_inactive", _DESCRIPTIONS["token_inactive"], claims.exp)
         assert result is not None
         merged = {**result, **claims.raw}
         merged.pop("active", None)
         return Claims.from_raw(merged)
+
+    async def _introspect_once(self, token: str, key: bytes, exp: float) -> dict[str, Any] | None:
+        """One bounded introspection call, counted by outcome; a failure is remembered."""
+        counter = self.metrics.introspections
+        try:
+            async with asyncio.timeout(self.settings.introspection_timeout):
+                result = await self._introspect(token)
+        except _INTROSPECTION_FAILURES as exc:
+            timeout = isinstance(exc, TimeoutError | httpx.TimeoutException)
+            counter.labels("timeout" if timeout else "error").inc()
+            log.warning("idp_introspection_failed", error=exc.__class__.__name__)
+            self.incomplete.put(key, exc.__class__.__name__, exp)
+            raise
+        active = result is not None and result.get("active") is True
+        counter.labels("ok" if active else "inactive").inc()
+        return result
 
     async def _introspect(self, token: str) -> dict[str, Any] | None:
         metadata = self.provider.metadata
@@ -210,7 +246,7 @@ class Authenticator:
             data={"token": token, "token_type_hint": "access_token"},
             auth=(self.settings.oidc_client_id, self.settings.oidc_client_secret),
             headers=idp_headers(),
-            timeout=self.settings.idp_timeout,
+            timeout=min(self.settings.idp_timeout, self.settings.introspection_timeout),
         )
         if response.status_code != 200:
             raise ValueError(f"introspection answered {response.status_code}")

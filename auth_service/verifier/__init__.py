@@ -18,8 +18,9 @@ else in ``auth_service``. A downstream Litestar app (keys load on the first toke
 Keep the keys fresh with ``JWKSCache.run_background(stop_event)`` as a lifespan task.
 
 Modules: :mod:`.jwks` (discovery, key cache), :mod:`.tokens` (access tokens,
-claims, errors), :mod:`.assertion` (``X-Auth-Assertion``), :mod:`.asgi` (any ASGI
-app), :mod:`.litestar` (middleware factory and guards).
+claims, errors), :mod:`.assertion` (``X-Auth-Assertion``), :mod:`.headers` (the
+encoding of the plain ``X-Auth-*`` headers: ``read_identity``, ``decode_items``),
+:mod:`.asgi` (any ASGI app), :mod:`.litestar` (middleware factory and guards).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 
 from .asgi import CLAIMS_STATE_KEY, SupportsVerify, VerifierMiddleware
 from .assertion import AssertionClaims, AssertionVerifier
+from .headers import IdentityHeaders, decode_items, read_identity
 from .jwks import DiscoveryError, JWKSCache, ProviderMetadata, discover, parse_jwks
 from .tokens import MISSING, BaseClaims, Claims, TokenError, TokenErrorReason, TokenVerifier
 
@@ -49,6 +51,7 @@ __all__ = (
     "BaseClaims",
     "Claims",
     "DiscoveryError",
+    "IdentityHeaders",
     "JWKSCache",
     "ProviderMetadata",
     "SupportsVerify",
@@ -57,8 +60,10 @@ __all__ = (
     "TokenVerifier",
     "VerifierMiddleware",
     "claims_of",
+    "decode_items",
     "discover",
     "parse_jwks",
+    "read_identity",
     "requires_client_role",
     "requires_realm_role",
     "requires_scope",

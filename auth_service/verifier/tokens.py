@@ -269,10 +269,22 @@ def _short(value: str) -> str:
     return repr(value if len(value) <= 40 else value[:40] + "...")
 
 
+_B64URL: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_UNUSED_BITS: Final = {2: 0b1111, 3: 0b11}
+"""Bits of the last character that carry no data, by ``len(segment) % 4``."""
+
+
 def _b64url_decode(segment: str) -> bytes:
-    """Strict unpadded base64url (RFC 7515 §2); ValueError otherwise."""
+    """Strict, canonical, unpadded base64url (RFC 7515 §2, RFC 4648 §3.5); ValueError otherwise.
+
+    A last character whose unused bits are set decodes to the same bytes as the
+    canonical one, so without this check one token would have several spellings.
+    """
     if "=" in segment or "+" in segment or "/" in segment:
         raise ValueError("not base64url")
+    unused = _UNUSED_BITS.get(len(segment) % 4)
+    if unused is not None and _B64URL.find(segment[-1]) & unused:
+        raise ValueError("not canonical base64url")
     return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
 
 

@@ -1,10 +1,13 @@
 """Demo downstream service: shows what the gateway passed on (CONTRACT §11).
 
-A raw ASGI app with no dependencies beyond the standard library. Every request
-(any method, any path) is answered with the identity headers (``X-Auth-*``),
-the request id and all other request headers it received: as an HTML page for
-browsers, as JSON when ``Accept`` asks for ``application/json``. The request
-id is echoed in the ``X-Request-ID`` response header.
+A raw ASGI app whose only dependency is the verifier library's decoder of the
+identity headers (`auth_service.verifier.headers`, installed with the service).
+Every request (any method, any path) is answered with the identity headers
+(``X-Auth-*``) as received and decoded (items of comma-separated headers are
+percent-encoded, CONTRACT §4: a role named ``a,b`` is one role), the request id
+and all other request headers it received: as an HTML page for browsers, as
+JSON when ``Accept`` asks for ``application/json``. The request id is echoed in
+the ``X-Request-ID`` response header.
 
 It trusts the plain headers only because it is a demo: a real service
 verifies ``X-Auth-Assertion`` (``auth_service.verifier``) or only accepts
@@ -20,6 +23,8 @@ import json
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
+from auth_service.verifier.headers import read_identity
+
 __all__ = ("app", "render_html", "summary")
 
 Scope = MutableMapping[str, Any]
@@ -30,11 +35,27 @@ Send = Callable[[Message], Awaitable[None]]
 IDENTITY_PREFIX = "x-auth-"
 
 
+def decoded_identity(scope: Scope) -> dict[str, Any]:
+    """The identity headers decoded by the verifier library, or why they cannot be."""
+    try:
+        found = read_identity(scope.get("headers", ()))
+    except ValueError as exc:
+        return {"error": str(exc)}
+    return {
+        "subject": found.subject,
+        "username": found.username,
+        "email": found.email,
+        "roles": list(found.roles),
+        "mfa": found.mfa,
+        "attributes": {name: list(items) for name, items in found.attributes.items()},
+    }
+
+
 def summary(scope: Scope) -> dict[str, Any]:
-    """What the page shows: method, path, request id, identity and all headers.
+    """What the page shows: method, path, request id, identity (raw and decoded), all headers.
 
     Repeated headers are joined with ``", "`` so a duplicated identity header
-    would be visible instead of hidden.
+    would be visible instead of hidden (and the decoded identity says so).
     """
     headers: dict[str, str] = {}
     for raw_name, raw_value in scope.get("headers", ()):
@@ -47,6 +68,7 @@ def summary(scope: Scope) -> dict[str, Any]:
         "path": scope.get("path", "/") + (f"?{query}" if query else ""),
         "request_id": headers.get("x-request-id"),
         "identity": {k: v for k, v in sorted(headers.items()) if k.startswith(IDENTITY_PREFIX)},
+        "decoded": decoded_identity(scope),
         "headers": dict(sorted(headers.items())),
     }
 
@@ -58,6 +80,12 @@ def _rows(items: dict[str, str]) -> str:
         f"<tr><th>{html.escape(k)}</th><td><code>{html.escape(v)}</code></td></tr>"
         for k, v in items.items()
     )
+
+
+def _shown(value: Any) -> str:
+    if value is None or isinstance(value, str):
+        return "" if value is None else value
+    return json.dumps(value, ensure_ascii=False)
 
 
 def render_html(data: dict[str, Any]) -> str:
@@ -83,6 +111,8 @@ code {{ word-break: break-all; }}
 <p><code id="request-id">{rid}</code></p>
 <h2>Identity headers from the gateway</h2>
 <table id="identity">{_rows(data["identity"])}</table>
+<h2>Identity, decoded</h2>
+<table id="decoded">{_rows({k: _shown(v) for k, v in data["decoded"].items()})}</table>
 <h2>All request headers</h2>
 <table id="headers">{_rows(data["headers"])}</table>
 </body></html>

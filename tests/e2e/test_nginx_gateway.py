@@ -93,6 +93,22 @@ class TestForgedHeaders:
         assert seen["x-auth-assertion"].count(".") == 2
         assert "x-auth-redirect" not in seen
 
+    def test_a_role_named_with_a_comma_reaches_the_demo_as_one_role(
+        self, gateway: Gateway, standin: StandIn, client: httpx.Client
+    ) -> None:
+        """A realm role ``auth-admin,evil`` is one percent-encoded item through nginx; the demo
+        decodes it (with the verifier library) as that one role, not as ``auth-admin``."""
+        token = standin.mint(
+            username="bob",
+            extra_claims={"realm_access": {"roles": ["app-user", "auth-admin,evil", "é"]}},
+        )
+        r = client.get(f"{gateway.url}/orders/1", headers=_bearer(token))
+        assert r.status_code == 200, r.text
+        seen = r.json()
+        assert seen["identity"]["x-auth-roles"] == "app-user,auth-admin%2Cevil,%C3%A9"
+        assert seen["decoded"]["roles"] == ["app-user", "auth-admin,evil", "é"]
+        assert seen["decoded"]["username"] == "bob"
+
     def test_forged_identity_is_removed_on_an_anonymous_rule(
         self, gateway: Gateway, client: httpx.Client
     ) -> None:
@@ -208,6 +224,35 @@ class TestRequestIds:
             assert r.status_code == 200, r.text
             assert NGINX_REQUEST_ID.fullmatch(r.headers["x-request-id"])
             assert r.json()["request_id"] == r.headers["x-request-id"]
+
+
+class TestAmbiguousPaths:
+    @pytest.mark.parametrize(
+        ("path", "user"),
+        [
+            ("/public/..;/admin/users", None),
+            ("/tenants/t-002/..;/t-001/orders", "bob"),
+            ("/admin;x=1/users", "bob"),
+            ("/ADMIN/users", "bob"),
+            ("/payments;x/1", "bob"),
+        ],
+    )
+    def test_ambiguous_path_is_400_and_never_reaches_the_demo(
+        self,
+        gateway: Gateway,
+        standin: StandIn,
+        client: httpx.Client,
+        path: str,
+        user: str | None,
+    ) -> None:
+        """Through real nginx the review's bypasses end at 400, before the upstream."""
+        headers = JSON if user is None else _bearer(standin.mint(username=user))
+        r = client.get(f"{gateway.url}{path}", headers=headers)
+        assert r.status_code == 400, r.text
+        assert r.headers["content-type"] == "application/problem+json"
+        assert "identity" not in r.text
+        browser = client.get(f"{gateway.url}{path}", headers={"Accept": "text/html"})
+        assert browser.status_code == 400  # never a login redirect
 
 
 class TestAuthServiceDown:

@@ -34,23 +34,31 @@ def _ready(url: str) -> httpx.Response:
 def test_ready_names_redis_when_it_stops_and_recovers_by_itself(
     idp_env: dict[str, str], private_redis: RedisProcess
 ) -> None:
-    """Ready is 200 with every dependency ok; 503 naming redis within 2 s; 200 again after."""
+    """Ready is ok; ``degraded`` (200) naming redis within 2 s once synced; ok again after.
+
+    Redis lost after the revocation mirror synchronised is not a reason to take the
+    worker out (CONTRACT §10): the last known revocations stay in force.
+    """
     env = {**idp_env, "AUTH_REDIS_URL": private_redis.url}
     with ServiceProcess(env) as svc:
-        wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready")
+        wait_until(lambda: _ready(svc.url).json()["status"] == "ok", 20, "ready")
         assert _ready(svc.url).json() == {
             "status": "ok",
             "postgres": "ok",
             "redis": "ok",
             "oidc": "ok",
+            "keys": "fresh",
+            "revocations": "synced",
+            "assertion_keys": "ok",
         }
         private_redis.stop()
         r = _ready(svc.url)  # the 2.5 s client timeout bounds the answer
-        assert r.status_code == 503
+        assert r.status_code == 200
+        assert r.json()["status"] == "degraded"
         assert r.json()["redis"] == "down"
         assert r.json()["postgres"] == "ok"
         private_redis.start()
-        wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready again")
+        wait_until(lambda: _ready(svc.url).json()["status"] == "ok", 15, "ok again")
 
 
 def _requests_by_pid(log: str, rid_prefix: str) -> dict[int, set[int]]:
@@ -146,7 +154,8 @@ def test_sigterm_lets_in_flight_requests_finish(
     """SIGTERM while a request waits on the IdP: it still gets its 200, then a clean exit."""
     idp, _ = keycloak
     token = idp.mint_access_token("alice", lightweight=True, client_id="auth-service")
-    svc = ServiceProcess(idp_env).start()
+    # The slow introspection (1.5 s) must stay within the introspection bound (default 1 s).
+    svc = ServiceProcess({**idp_env, "AUTH_INTROSPECTION_TIMEOUT": "5"}).start()
     wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready")
     idp.set_fault("introspect", "slow", delay=1.5)
     before = idp.requests["introspect"]

@@ -32,12 +32,15 @@ ROLES = {
     "idp": "keycloak",
     "postgres": "postgres",
     "redis": "redis",
+    "migrate": "migrate",
     "auth-service": "auth-service",
     "gateway": "gateway",
     "demo": "demo",
 }
 """Role in the topology → compose service name (`auth-service dev` runs the same roles)."""
-UPPER_PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)\}")
+UPPER_PLACEHOLDER = re.compile(r"\$\{([A-Z][A-Z0-9_]*)(?::[^}]*)?\}")
+ONE_SHOT = {"keycloak-setup"}
+"""Compose services that run once and exit (no role in the long-running topology)."""
 
 
 def _volume(service: str, target: str) -> Path:
@@ -49,15 +52,19 @@ def _volume(service: str, target: str) -> Path:
 
 
 def _realm() -> dict[str, Any]:
+    """The mounted realm import with its placeholders filled from the keycloak service's
+    environment, as Keycloak's ``--import-realm`` does."""
     source = _volume("keycloak", "/opt/keycloak/data/import/realm-acme.json")
-    realm: dict[str, Any] = json.loads(source.read_text())
+    env = {k: str(v) for k, v in SERVICES["keycloak"]["environment"].items()}
+    text = UPPER_PLACEHOLDER.sub(lambda m: json.dumps(env[m.group(1)])[1:-1], source.read_text())
+    realm: dict[str, Any] = json.loads(text)
     return realm
 
 
 class TestCompose:
     def test_services_are_the_dev_topology_roles(self) -> None:
         """Exactly one compose service per role of the `make dev` topology."""
-        assert set(SERVICES) == set(ROLES.values())
+        assert set(SERVICES) - ONE_SHOT == set(ROLES.values())
 
     def test_auth_service_gets_every_required_setting_and_they_load(self) -> None:
         """Every required AUTH_* setting is provided and the whole environment validates."""
@@ -71,13 +78,19 @@ class TestCompose:
         assert set(settings.audiences) >= {"orders-api", "auth-service"}
 
     def test_auth_service_waits_for_healthy_dependencies_and_migrates_first(self) -> None:
-        """auth-service starts after keycloak, postgres and redis are healthy, migrating first."""
+        """auth-service starts after keycloak, postgres and redis are healthy and after the
+        one-shot migrate service succeeded; it only serves."""
         service = SERVICES["auth-service"]
         for dep in ("keycloak", "postgres", "redis"):
             assert service["depends_on"][dep] == {"condition": "service_healthy"}
             assert SERVICES[dep]["healthcheck"]["test"]
+        assert service["depends_on"]["migrate"] == {"condition": "service_completed_successfully"}
+        migrate = SERVICES["migrate"]
+        assert migrate["command"] == ["auth-service", "migrate"]
+        assert migrate["depends_on"]["postgres"] == {"condition": "service_healthy"}
+        assert migrate["build"] == service["build"]
         command = " ".join(service["command"])
-        assert command.index("auth-service migrate") < command.index("auth-service serve")
+        assert command.startswith("auth-service serve") and "migrate" not in command
         assert "--host 0.0.0.0" in command
         assert service["build"]["dockerfile"] == "deploy/Dockerfile"
         assert "health/ready" in " ".join(service["healthcheck"]["test"])
@@ -134,6 +147,43 @@ class TestCompose:
         assert sorted(p for p in placeholders if p not in env) == []
         client_secret = SERVICES["auth-service"]["environment"]["AUTH_OIDC_CLIENT_SECRET"]
         assert env["AUTH_SERVICE_CLIENT_SECRET"] == client_secret
+
+
+class TestTwoDsns:
+    """migrate connects as the database owner, the service as the least-privilege role."""
+
+    @staticmethod
+    def _env(service: str) -> dict[str, str]:
+        return {k: str(v) for k, v in SERVICES[service]["environment"].items()}
+
+    def test_migrate_uses_the_owner_and_serve_a_member_of_the_runtime_role(self) -> None:
+        """The owner's DSN is only in the migrate service; the init script makes the owner
+        a plain owner (no CREATEROLE) and the runtime user a member of auth_app."""
+        from auth_service.migrations import RUNTIME_ROLE
+
+        migrate, serve = self._env("migrate"), self._env("auth-service")
+        owner = urlsplit(migrate["AUTH_MIGRATE_DATABASE_URL"])
+        runtime = urlsplit(serve["AUTH_DATABASE_URL"])
+        assert "AUTH_MIGRATE_DATABASE_URL" not in serve
+        assert migrate["AUTH_DATABASE_URL"] == serve["AUTH_DATABASE_URL"]
+        assert owner.password is not None and owner.password not in str(serve)
+        assert (owner.hostname, owner.path) == (runtime.hostname, runtime.path)
+        assert owner.username != runtime.username
+        load_settings(migrate, env_file=False)
+        init = _volume("postgres", "/docker-entrypoint-initdb.d/10-auth-service.sql").read_text()
+        db = owner.path.lstrip("/")
+        assert f"CREATE DATABASE {db} OWNER {owner.username};" in init
+        assert re.search(rf"CREATE ROLE {owner.username} LOGIN .*NOSUPERUSER NOCREATEROLE", init)
+        assert re.search(
+            rf"CREATE ROLE {runtime.username} LOGIN [^;]*IN ROLE {RUNTIME_ROLE};", init, re.S
+        )
+
+    def test_dockerfile_serves_only(self) -> None:
+        """The image's default command serves; migrating is a separate run with the owner DSN."""
+        text = (ROOT / "deploy" / "Dockerfile").read_text()
+        (cmd,) = re.findall(r"^CMD (.+)$", text, re.M)
+        assert json.loads(cmd) == ["auth-service", "serve", "--host", "0.0.0.0", "--port", "8000"]
+        assert "AUTH_MIGRATE_DATABASE_URL" in text
 
 
 class TestRealm:
@@ -248,3 +298,54 @@ class TestNginxConfig:
         assert out == "server a:1; set $x $request_id; # ${DOC}"
         with pytest.raises(DevError, match="MISSING"):
             render_template("listen ${MISSING};", {})
+
+
+class TestKeycloakSetup:
+    def test_the_committed_realm_import_is_exported_from_the_desired_state(self) -> None:
+        """keycloak/realm-acme.json is exactly what `auth-service keycloak export` prints for
+        keycloak/acme-dev.toml: the compose import and the desired state are one realm."""
+        from auth_service.keycloak_admin import load_desired_state
+        from auth_service.keycloak_admin.cli import export_json
+
+        committed = _volume("keycloak", "/opt/keycloak/data/import/realm-acme.json")
+        state = load_desired_state(ROOT / "keycloak" / "acme-dev.toml", env=None)
+        assert committed.read_text() == export_json(state), (
+            "keycloak/realm-acme.json is out of date: run `auth-service keycloak export"
+            " --file keycloak/acme-dev.toml --output keycloak/realm-acme.json`"
+        )
+
+    def test_setup_applies_the_mounted_file_once_keycloak_is_healthy(self) -> None:
+        """keycloak-setup runs `keycloak apply` on the mounted overlay after Keycloak is healthy,
+        with the bootstrap admin, and auth-service starts only after it succeeded."""
+        setup = SERVICES["keycloak-setup"]
+        command = setup["command"]
+        assert command[:3] == ["auth-service", "keycloak", "apply"]
+        mounted = _volume("keycloak-setup", "/etc/keycloak")
+        file = command[command.index("--file") + 1]
+        assert (mounted / Path(file).relative_to("/etc/keycloak")).is_file()
+        assert "--allow-seed-users" in command
+        assert setup["depends_on"]["keycloak"]["condition"] == "service_healthy"
+        waits = SERVICES["auth-service"]["depends_on"]["keycloak-setup"]["condition"]
+        assert waits == "service_completed_successfully"
+        env = {k: str(v) for k, v in setup["environment"].items()}
+        kc = {k: str(v) for k, v in SERVICES["keycloak"]["environment"].items()}
+        assert urlsplit(env["KEYCLOAK_URL"]).hostname == "keycloak"
+        assert urlsplit(env["KEYCLOAK_URL"]).port == int(kc["KC_HTTP_PORT"])
+        assert env["KEYCLOAK_ADMIN_USER"] == kc["KC_BOOTSTRAP_ADMIN_USERNAME"]
+        assert env["KEYCLOAK_ADMIN_PASSWORD"] == kc["KC_BOOTSTRAP_ADMIN_PASSWORD"]
+
+    def test_setup_and_import_fill_the_placeholders_with_the_same_values(self) -> None:
+        """Every placeholder of the desired state has one value for the import (keycloak) and
+        for apply (keycloak-setup), so both describe the same realm."""
+        text = "\n".join(
+            line
+            for path in (ROOT / "keycloak").glob("*.toml")
+            for line in path.read_text().splitlines()
+            if not line.lstrip().startswith("#")
+        )
+        placeholders = set(UPPER_PLACEHOLDER.findall(text))
+        assert {"REALM_PUBLIC_URL", "AUTH_SERVICE_CLIENT_SECRET"} <= placeholders
+        setup = SERVICES["keycloak-setup"]["environment"]
+        kc = SERVICES["keycloak"]["environment"]
+        assert {p: setup.get(p) for p in placeholders} == {p: kc.get(p) for p in placeholders}
+        assert all(setup.get(p) is not None for p in placeholders)

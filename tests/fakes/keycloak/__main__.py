@@ -1,7 +1,11 @@
 """Run the Keycloak stand-in as a process.
 
 ``python -m tests.fakes.keycloak --host 127.0.0.1 --port 8081 --realm acme
-[--public-base http://...] [--backchannel-url http://.../backchannel-logout] [--processes N]``
+[--realm-file keycloak/acme-dev.toml] [--public-base http://...]
+[--backchannel-url http://.../backchannel-logout] [--processes N]``
+
+The realm's clients, mappers, roles and users come from the desired-state file (default: the
+development overlay in ``keycloak/``); the admin REST API under ``/admin/realms`` changes them.
 
 ``--processes N`` forks N processes after the realm (and its keys) exists, all
 accepting on the one socket: N cores mint tokens for ``make bench``. Each keeps its
@@ -25,10 +29,11 @@ import argparse
 import os
 import socket
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvicorn
 
-from ._fake import FakeKeycloak
+from ._fake import REALM_FILE, FakeKeycloak
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
@@ -41,6 +46,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--public-base",
         default=None,
         help="base URL clients see (issuer = <public-base>/realms/<realm>); default http://host:port",
+    )
+    parser.add_argument(
+        "--realm-file",
+        type=Path,
+        default=REALM_FILE,
+        help="desired-state file the realm is seeded from (default: keycloak/acme-dev.toml)",
     )
     parser.add_argument(
         "--backchannel-url",
@@ -68,7 +79,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     sock.bind((args.host, args.port))
     sock.listen(128)
     base = f"http://{args.host}:{sock.getsockname()[1]}"
-    fake = FakeKeycloak(realm=args.realm, issuer_base=args.public_base or base)
+    fake = FakeKeycloak(
+        realm=args.realm, issuer_base=args.public_base or base, realm_file=args.realm_file
+    )
     if args.backchannel_url:
         fake.clients["auth-service"].backchannel_logout_url = args.backchannel_url
     print(f"Keycloak stand-in ready: {base} issuer {fake.issuer}", flush=True)

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 from . import _endpoints as ep
+from ._admin import admin_token, handle_admin
 from ._http import OAUTH_SERVER_ERROR, Request, Response
 
 if TYPE_CHECKING:
@@ -95,6 +96,15 @@ async def _faulted(fake: FakeKeycloak, endpoint: str, receive: Receive) -> Respo
 async def _dispatch(fake: FakeKeycloak, req: Request, receive: Receive) -> Response:
     if req.path.startswith("/_standin/"):
         return await _control(fake, req)
+    if req.path.startswith("/admin/") or req.path == f"/realms/master{_OIDC}/token":
+        admin = req.path.startswith("/admin/")
+        with fake._lock:
+            fake.requests["admin" if admin else "admin-token"] += 1
+            if req.method == "POST" and not admin:
+                return admin_token(fake, req)
+            if admin:
+                return handle_admin(fake, req)
+        return Response(405, b"", [("allow", "POST")])
     prefix = f"/realms/{fake.realm}"
     if req.path == prefix or req.path.startswith(prefix + "/"):
         route = ROUTES.get(req.path[len(prefix) :].rstrip("/"))

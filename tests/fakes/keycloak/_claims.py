@@ -132,6 +132,7 @@ class ClaimsMixin:
         claims.update(roles)
         claims["scope"] = scope
         claims.update(self._profile_claims(user, scope))
+        claims.update(client.hardcoded_claims)
         return claims
 
     def service_account_claims(self, client: Client, *, scope: str) -> dict[str, Any]:
@@ -163,6 +164,7 @@ class ClaimsMixin:
         claims["preferred_username"] = f"service-account-{client.client_id}"
         claims["clientAddress"] = "127.0.0.1"
         claims["client_id"] = client.client_id
+        claims.update(client.hardcoded_claims)
         return claims
 
     @staticmethod

@@ -12,10 +12,14 @@ import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
 
+from auth_service.keycloak_admin import export_realm, load_desired_state
+
+from ._admin import AdminStore
 from ._claims import ClaimsMixin, at_hash
 from ._keys import KeyRing, SigningKey
 from ._model import (
@@ -46,6 +50,10 @@ ENDPOINTS = (
 """Endpoint names used by ``requests``, ``request_log`` and ``set_fault``."""
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+REALM_FILE = Path(__file__).resolve().parents[3] / "keycloak" / "acme-dev.toml"
+"""The desired state the stand-in's realm is seeded from (base file + development overlay):
+one realm truth for the tests, ``make dev`` and ``docker compose`` (whose import JSON is exported
+from the same file)."""
 
 
 @dataclass
@@ -75,7 +83,15 @@ class FakeKeycloak(ClaimsMixin):
     code_lifespan = 60
     """Authorization codes expire after this many seconds."""
 
-    def __init__(self, *, realm: str = "acme", issuer_base: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        realm: str = "acme",
+        issuer_base: str | None = None,
+        realm_file: Path | None = REALM_FILE,
+    ) -> None:
+        """``realm_file=None`` starts an empty Keycloak (no realm yet: create it through the
+        admin API, e.g. with ``auth-service keycloak apply``)."""
         self.realm = realm
         self.issuer_base = (issuer_base or "http://127.0.0.1:8080").rstrip("/")
         self.keys = KeyRing()
@@ -97,7 +113,10 @@ class FakeKeycloak(ClaimsMixin):
         self.clock_offset = 0.0
         self._lock = threading.RLock()
         self._app: ASGIApp | None = None
-        self._seed()
+        self.admin = AdminStore(self)
+        """The admin REST API's realm state (shared with the OIDC side through projection)."""
+        if realm_file is not None:
+            self._seed(realm_file)
 
     # -- realm ------------------------------------------------------------------------------
 
@@ -123,35 +142,13 @@ class FakeKeycloak(ClaimsMixin):
         """Move the stand-in's clock forward (expire codes and tokens without sleeping)."""
         self.clock_offset += seconds
 
-    def _seed(self) -> None:
-        self.add_client("auth-service", secret="auth-service-secret", redirect_uris=("*",))
-        self.add_client("orders-api", secret="orders-api-secret", bearer_only=True)
-        self.add_client("acme-web", public=True)
-        self.add_user(
-            "alice",
-            "alice-password",
-            realm_roles=("app-user", "orders-writer", "token-introspector"),
-            client_roles={"orders-api": ["write"]},
-            attributes={"tenant_id": "t-001", "org": {"site": "berlin"}},
-            email="alice@example.com",
-            first_name="Alice",
-            last_name="Liddell",
-        )
-        self.add_user(
-            "bob",
-            "bob-password",
-            realm_roles=("app-user",),
-            attributes={"tenant_id": "t-002"},
-            email="bob@example.com",
-            first_name="Bob",
-            last_name="Builder",
-        )
-        self.add_user(
-            "admin",
-            "admin-password",
-            realm_roles=("auth-admin", "auth-auditor", "token-introspector"),
-            email="admin@example.com",
-        )
+    def _seed(self, realm_file: Path) -> None:
+        """Import the realm described by the desired-state file, as ``--import-realm`` would,
+        with the placeholders' development defaults (the environment is not consulted)."""
+        rep = export_realm(load_desired_state(realm_file, env={}))
+        rep["realm"] = self.realm
+        self.admin.lenient_redirects = True
+        self.admin.import_realm(rep, seeding=True)
 
     def add_user(
         self,
@@ -361,7 +358,7 @@ class FakeKeycloak(ClaimsMixin):
         username: str = "alice",
         *,
         client_id: str = "acme-web",
-        audience: str | list[str] | tuple[str, ...] | None = ("orders-api", "account"),
+        audience: str | list[str] | tuple[str, ...] | None | Literal["auto"] = "auto",
         scope: str = "openid profile email",
         sid: str | None = None,
         lifetime: int = 300,
@@ -373,6 +370,9 @@ class FakeKeycloak(ClaimsMixin):
         now: float | None = None,
     ) -> str:
         """Mint a signed user access token without a grant round trip.
+
+        ``audience="auto"`` computes ``aud`` as the token endpoint does (the client's audience
+        mappers, then clients the user has roles on); pass values to force it.
 
         A session is opened (or joined when ``sid`` names one, created under that id otherwise)
         so introspection and ``end_session`` behave as for a real login. ``extra_claims`` are

@@ -50,6 +50,8 @@ class Client:
     """Realm roles of the service account; ``"client:role"`` entries are client roles."""
     service_account_sub: str = field(default_factory=lambda: str(uuid.uuid4()))
     backchannel_logout_url: str | None = None
+    hardcoded_claims: dict[str, Any] = field(default_factory=dict)
+    """Constant claims of the client's hardcoded-claim mappers (dotted names already nested)."""
 
     @property
     def confidential(self) -> bool:

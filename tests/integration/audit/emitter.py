@@ -19,13 +19,14 @@ import asyncpg
 import structlog
 
 from auth_service.audit import WriterConfig, open_audit
+from tests.support.audit import KEYS
 
 
 async def main(dsn: str, spool_root: Path, count: int) -> None:
     structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     pool = await asyncpg.create_pool(dsn, min_size=0, max_size=2)
     config = WriterConfig(batch_size=200, queue_size=2_000)
-    async with open_audit(pool, spool_root, config=config, aggregate_window=0) as audit:
+    async with open_audit(pool, spool_root, keys=KEYS, config=config, aggregate_window=0) as audit:
         out = sys.stdout
         for i in range(count):
             event_id = audit.emit(

@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 import threading
+import time
+import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import httpx
+import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from auth_service.audit import AuditLog, open_audit
+from auth_service.audit.checkpoints import CheckpointStore
 from auth_service.audit.controllers import AuditController
 from auth_service.config import Settings
 from auth_service.errors import exception_handlers
@@ -23,6 +31,8 @@ from auth_service.observability.metrics import Metrics
 from auth_service.resources import Resources
 from tests.conftest import REDIS_URL
 from tests.integration.audit.conftest import FakeAuthenticator
+from tests.support.audit import KEY_1, KEYS, env_value
+from tests.support.processes import ROOT
 
 AUDITOR = {"Authorization": "Bearer auditor-1:auth-auditor"}
 
@@ -36,6 +46,10 @@ async def api(
     The pool is opened by the app's lifespan so it lives on the loop that serves requests.
     """
 
+    settings = msgspec.structs.replace(
+        settings, redis_prefix=f"{settings.redis_prefix}{uuid.uuid4().hex[:8]}:"
+    )
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         pool = await asyncpg.create_pool(fresh_db, min_size=0, max_size=4)
@@ -44,7 +58,14 @@ async def api(
         res = Resources(settings=settings, metrics=Metrics(), pg=pool, redis=redis, http=http)
         res.components["authenticator"] = FakeAuthenticator()
         app.state.resources = res
-        async with open_audit(pool, spool_root, aggregate_window=0) as audit:
+        async with open_audit(
+            pool,
+            spool_root,
+            keys=KEYS,
+            aggregate_window=0,
+            checkpoints=CheckpointStore(redis, settings.redis_prefix),
+            checkpoint_interval=0.2,
+        ) as audit:
             res.components["audit"] = audit
             yield
         await http.aclose()
@@ -155,3 +176,57 @@ async def test_bad_cursor_is_400(api: tuple[AsyncTestClient[Litestar], AuditLog]
     r = await client.get("/admin/audit-events", params={"cursor": "!!nope"}, headers=AUDITOR)
     assert r.status_code == 400
     assert r.json()["reason"] == "invalid_cursor"
+
+
+@pytest.mark.parametrize("token", [None, "bob:auth-admin"])
+async def test_checkpoints_need_the_auditor_role(
+    api: tuple[AsyncTestClient[Litestar], AuditLog], token: str | None
+) -> None:
+    """``/admin/audit-checkpoints`` has the same guard as the events: 401 without a token,
+    403 without ``auth-auditor``."""
+    client, _ = api
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    r = await client.get("/admin/audit-checkpoints", headers=headers)
+    assert r.status_code == (401 if token is None else 403)
+    assert r.headers["content-type"] == "application/problem+json"
+
+
+async def test_checkpoints_endpoint_serves_each_chains_head_and_verify_reads_it(
+    api: tuple[AsyncTestClient[Litestar], AuditLog], fresh_db: str, tmp_path: Path
+) -> None:
+    """While the writer runs, the endpoint shows its chain's head within the interval; its JSON,
+    saved to a file, lets `audit verify --checkpoints` find the newest events removed."""
+    client, audit = api
+    ids = await _emit_many(audit, 6)
+    chain = audit.sink.chain_id  # type: ignore[attr-defined]
+    body: dict[str, Any] = {}
+
+    async def published() -> bool:
+        r = await client.get("/admin/audit-checkpoints", headers=AUDITOR)
+        assert r.status_code == 200, r.text
+        body.update(r.json())
+        return any(c["chain_id"] == chain and c["seq"] == 6 for c in body["checkpoints"])
+
+    deadline = time.monotonic() + 10
+    while not await published():  # bounded poll: the ticker publishes every 0.2 s
+        assert time.monotonic() < deadline, f"no checkpoint of seq 6 published: {body}"
+        await asyncio.sleep(0.05)
+    (head,) = [c for c in body["checkpoints"] if c["chain_id"] == chain]
+    assert head["seq"] == 6 and head["key_id"] == KEYS.primary_id and len(head["mac"]) == 64
+    file = tmp_path / "checkpoints.json"
+    file.write_text(msgspec.json.encode(body).decode())
+    conn = await asyncpg.connect(fresh_db)
+    try:
+        async with conn.transaction():
+            await conn.execute("SET LOCAL session_replication_role = replica")
+            await conn.execute("DELETE FROM audit_events WHERE id = ANY($1::uuid[])", ids[4:])
+    finally:
+        await conn.close()
+    env = {**os.environ, "AUTH_SECRET_KEYS": env_value(KEY_1), "AUTH_ENV_FILE": "/nonexistent"}
+    done = subprocess.run(
+        [sys.executable, "-m", "auth_service.audit.cli", "verify", "--dsn", fresh_db,
+         "--checkpoints", str(file)],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert f"BROKEN chain {chain}" in done.stdout and "seq 5..6 missing" in done.stdout

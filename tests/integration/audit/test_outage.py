@@ -151,7 +151,7 @@ async def test_postgres_outage_of_30s_keeps_answering_and_loses_nothing(
     print(
         f"answered {len(ids)} requests, {during} during the outage, slowest {slowest_during:.3f}s"
     )
-    code, lines = await verify(cluster.dsn)
+    code, lines = await verify(cluster.dsn, settings.secret_keys)
     assert code == 0, lines
     wait_until(lambda: not any((tmp_path / "spool").rglob("seg-*.log")), 10, "spool emptied")
 

@@ -15,6 +15,7 @@ from auth_service.audit import AuditWriter, WriterConfig, open_audit
 from auth_service.audit.chain import GENESIS, EventFields, seal
 from auth_service.audit.spool import Spool
 from auth_service.audit.store import insert_records
+from tests.support.audit import KEYS
 
 
 class LoginDetails(msgspec.Struct):
@@ -52,7 +53,7 @@ async def test_ids_come_from_context_and_secrets_never_reach_the_table(
     are redacted before the event is stored."""
     jwt = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJ4In0.c2lnbmF0dXJl"
     tracer = TracerProvider().get_tracer("test")
-    async with open_audit(pool, spool_root, aggregate_window=0) as audit:
+    async with open_audit(pool, spool_root, keys=KEYS, aggregate_window=0) as audit:
         with (
             structlog.contextvars.bound_contextvars(request_id="rid-ctx-1"),
             tracer.start_as_current_span("req") as span,
@@ -87,7 +88,7 @@ async def test_flood_of_denials_becomes_one_event_with_a_count(
     one summary event carrying the count (written at the latest on shutdown)."""
     ip = f"198.51.100.{uuid.uuid4().int % 250}"
     reason = f"token_expired-{uuid.uuid4().hex[:6]}"
-    async with open_audit(pool, spool_root, aggregate_window=60) as audit:
+    async with open_audit(pool, spool_root, keys=KEYS, aggregate_window=60) as audit:
         written = [
             audit.emit("token.rejected", outcome="denied", reason=reason, source_ip=ip)
             for _ in range(1000)
@@ -105,7 +106,7 @@ async def test_queue_overflow_falls_back_to_the_spool_and_loses_nothing(
 ) -> None:
     """With a tiny queue, a burst overflows to the spool; all events still land, in one chain."""
     config = WriterConfig(queue_size=10, batch_size=50)
-    async with open_audit(pool, spool_root, config=config, aggregate_window=0) as audit:
+    async with open_audit(pool, spool_root, keys=KEYS, config=config, aggregate_window=0) as audit:
         ids = [
             audit.emit("introspection", outcome="success", client_id="orders") for _ in range(2_000)
         ]
@@ -126,7 +127,7 @@ async def test_spool_of_a_dead_writer_is_adopted_and_replayed_once(
     prev, records = GENESIS, []
     for seq in range(1, 101):
         fields = _logout("zed", occurred_at=1_700_000_000_000_000 + seq)
-        r = seal(fields, chain_id=chain, seq=seq, prev_hash=prev)
+        r = seal(fields, chain_id=chain, seq=seq, prev_hash=prev, keys=KEYS)
         prev = r.hash
         records.append(r)
         assert dead.append(seq, msgspec.msgpack.encode(r))
@@ -134,7 +135,7 @@ async def test_spool_of_a_dead_writer_is_adopted_and_replayed_once(
         await insert_records(conn, records[:40])  # a partial write before the "crash"
     dead.close(remove=False)  # releases the lock, as process death would
 
-    writer = AuditWriter(pool, spool_root)
+    writer = AuditWriter(pool, spool_root, keys=KEYS)
     await writer.start()
     assert await writer.wait_idle(20)
     await writer.stop()
@@ -146,8 +147,8 @@ async def test_spool_of_a_dead_writer_is_adopted_and_replayed_once(
 
 async def test_live_writers_do_not_adopt_each_other(pool: asyncpg.Pool, spool_root: Path) -> None:
     """Two writers sharing a spool root keep their own spools: a locked spool is not an orphan."""
-    a = AuditWriter(pool, spool_root)
-    b = AuditWriter(pool, spool_root)
+    a = AuditWriter(pool, spool_root, keys=KEYS)
+    b = AuditWriter(pool, spool_root, keys=KEYS)
     await a.start()
     await b.start()
     assert not a._orphans and not b._orphans
@@ -161,7 +162,7 @@ async def test_full_spool_keeps_events_in_memory_then_drops_and_counts(
     """At the spool cap events are kept in memory while the queue has room, then dropped and
     counted; nothing raises into the caller."""
     config = WriterConfig(spool_max_bytes=2_000, queue_size=20)
-    writer = AuditWriter(pool, spool_root, config=config)
+    writer = AuditWriter(pool, spool_root, keys=KEYS, config=config)
     await writer.start()
     kept = [writer.submit(_logout("x", occurred_at=1)) for _ in range(60)]
     assert kept.count(False) > 0 and writer.dropped == kept.count(False)

@@ -92,7 +92,10 @@ async def test_instance_that_cannot_decrypt_the_signing_key_answers_503(
     app = create_app(other_settings, configure_logs=False)
     async with AsyncTestClient(app, base_url="http://auth.test") as other:
         components = app.state.resources.components
-        await eventually(lambda: components["oidc"].ready, "IdP discovery")
+        await eventually(
+            lambda: components["oidc"].ready and components["revocations"].ever_synced,
+            "IdP discovery and revocation sync",
+        )
         r = await auth_request(other, token=token)
         assert r.status_code == 503
         assert r.headers["retry-after"]

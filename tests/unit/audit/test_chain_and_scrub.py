@@ -9,10 +9,11 @@ from typing import Any
 import msgspec
 import pytest
 
-from auth_service.audit.aggregate import DenialAggregator
+from auth_service.audit.aggregate import MAX_PATHS, DenialAggregator
 from auth_service.audit.chain import GENESIS, AuditRecord, EventFields, seal, verify_records
 from auth_service.audit.events import AuditLog, scrub
 from auth_service.audit.store import InvalidCursor, decode_cursor, encode_cursor
+from tests.support.audit import KEYS
 
 JWT = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJhIn0.c2ln"
 
@@ -36,7 +37,7 @@ def chain(n: int, chain_id: str = "c1") -> list[AuditRecord]:
             details={"k": seq},
             count=1,
         )
-        r = seal(fields, chain_id=chain_id, seq=seq, prev_hash=prev)
+        r = seal(fields, chain_id=chain_id, seq=seq, prev_hash=prev, keys=KEYS)
         prev = r.hash
         out.append(r)
     return out
@@ -45,7 +46,7 @@ def chain(n: int, chain_id: str = "c1") -> list[AuditRecord]:
 class TestChain:
     def test_intact_chains_verify(self) -> None:
         """Two intact chains produce two reports without a break."""
-        reports = list(verify_records(chain(5, "a") + chain(3, "b")))
+        reports = list(verify_records(chain(5, "a") + chain(3, "b"), KEYS))
         assert [(r.chain_id, r.events, r.broken) for r in reports] == [
             ("a", 5, None),
             ("b", 3, None),
@@ -55,20 +56,20 @@ class TestChain:
         """Changing any hashed field breaks the chain at that event."""
         records = chain(5)
         records[2] = msgspec.structs.replace(records[2], actor_sub="mallory")
-        (report,) = verify_records(records)
+        (report,) = verify_records(records, KEYS)
         assert report.broken is not None and report.broken.event_id == "e3"
 
     def test_gap_is_a_break(self) -> None:
         """A missing seq (deleted row) breaks the chain at the next event."""
         records = chain(5)
         del records[1]
-        (report,) = verify_records(records)
+        (report,) = verify_records(records, KEYS)
         assert report.broken is not None and report.broken.event_id == "e3"
         assert "missing" in report.broken.problem
 
     def test_chain_starting_after_retention_is_not_a_break(self) -> None:
         """A chain whose first months were dropped starts above seq 1 and still verifies."""
-        (report,) = verify_records(chain(6)[3:])
+        (report,) = verify_records(chain(6)[3:], KEYS)
         assert report.broken is None and "starts at seq 4" in report.describe()
 
     def test_hash_survives_a_jsonb_round_trip(self) -> None:
@@ -76,10 +77,12 @@ class TestChain:
         details = scrub({"f": 1.5, "big": 2**60, "s": "x", "l": [True, None]})
         first = chain(1)[0]
         fields = msgspec.structs.replace(first, details=details)
-        r = seal(fields, chain_id=first.chain_id, seq=first.seq, prev_hash=first.prev_hash)
+        r = seal(
+            fields, chain_id=first.chain_id, seq=first.seq, prev_hash=first.prev_hash, keys=KEYS
+        )
         decoded = msgspec.json.decode(msgspec.json.encode(r.details))
         again = msgspec.structs.replace(r, details=decoded)
-        (report,) = verify_records([again])
+        (report,) = verify_records([again], KEYS)
         assert report.broken is None
 
 
@@ -130,6 +133,15 @@ class Sink:
         return True
 
 
+class Details(msgspec.Struct):
+    """What forward-auth puts in a decision event."""
+
+    rule: str
+    method: str
+    host: str
+    path: str
+
+
 class TestAggregation:
     def test_window_counts_repeats_and_summarises(self) -> None:
         """Same type/reason/source inside the window: first written, rest summarised once."""
@@ -156,9 +168,58 @@ class TestAggregation:
     def test_key_limit_bounds_memory(self) -> None:
         """Beyond max_keys new keys are written individually instead of tracked."""
         agg = DenialAggregator(10, max_keys=1)
-        assert agg.admit(("t", "r", "a"), 0, 0, {})[0]
-        assert agg.admit(("t", "r", "b"), 0, 0, {})[0]
-        assert agg.admit(("t", "r", "b"), 0, 0, {})[0]
+        assert agg.admit(("t", "r", None, None, None, "a"), 0, 0, {})[0]
+        assert agg.admit(("t", "r", None, None, None, "b"), 0, 0, {})[0]
+        assert agg.admit(("t", "r", None, None, None, "b"), 0, 0, {})[0]
+
+    def test_only_equal_rule_caller_and_source_merge(self) -> None:
+        """Different rule, actor, subject or source: separate windows, each first event written;
+        the summary keeps the caller, the rule and the distinct paths."""
+        now = [0.0]
+        sink = Sink()
+        log = AuditLog(sink, aggregate_window=10, clock=lambda: now[0])
+
+        def deny(sub: str | None, rule: str, path: str, ip: str = "10.0.0.1") -> None:
+            log.emit(
+                "access.denied", outcome="denied", reason="missing_role", actor_sub=sub,
+                subject_sub=sub, source_ip=ip,
+                details=Details(rule=rule, method="GET", host="app.test", path=path),
+            )  # fmt: skip
+
+        deny(None, "admin", "/admin/x")
+        deny("bob", "admin", "/admin/a")
+        deny("carol", "admin", "/admin/a")
+        deny("bob", "other", "/admin/a")
+        deny("bob", "admin", "/admin/a", ip="10.0.0.2")
+        assert len(sink.events) == 5
+        for p in ("/admin/b", "/admin/c", "/admin/b"):
+            deny("bob", "admin", p)
+        assert len(sink.events) == 5
+        now[0] = 11
+        assert log.tick() == 1
+        summary = sink.events[-1]
+        assert (summary["actor_sub"], summary["subject_sub"], summary["count"]) == ("bob", "bob", 3)
+        assert summary["details"]["rule"] == "admin"
+        assert summary["details"]["paths"] == ["/admin/b", "/admin/c"]
+        assert summary["details"]["paths_truncated"] is False
+
+    def test_paths_are_bounded_with_a_truncated_flag(self) -> None:
+        """Beyond MAX_PATHS distinct paths the list stops growing and says so; the count does not
+        stop."""
+        now = [0.0]
+        sink = Sink()
+        log = AuditLog(sink, aggregate_window=10, clock=lambda: now[0])
+        for i in range(MAX_PATHS + 6):
+            log.emit(
+                "access.denied", outcome="denied", reason="missing_role", actor_sub="bob",
+                details=Details(rule="r", method="GET", host="h", path=f"/p/{i}"),
+            )  # fmt: skip
+        log.tick(everything=True)
+        summary = sink.events[-1]
+        assert summary["count"] == MAX_PATHS + 5
+        assert len(summary["details"]["paths"]) == MAX_PATHS
+        assert summary["details"]["paths"][0] == "/p/1"
+        assert summary["details"]["paths_truncated"] is True
 
     def test_emit_never_raises(self) -> None:
         """An unknown type is logged and counted, not raised into the request."""

@@ -232,9 +232,14 @@ class TestTokenEndpoint:
         assert "session_state" not in claims
         assert "nonce" not in claims
 
-    def test_single_audience_is_a_string(self, http: httpx.Client) -> None:
-        """``aud`` is a string when the token has one audience (bob has no client roles)."""
-        claims = jwt.decode(password_grant(http, "bob").json()["access_token"], key_set(http))
+    def test_single_audience_is_a_string(self, http: httpx.Client, fake: FakeKeycloak) -> None:
+        """``aud`` is a string when the token has one audience (bob has no client roles; the
+        client has no audience mappers)."""
+        fake.add_client("plain-app", secret="plain-secret")
+        form = {"grant_type": "password", "client_id": "plain-app", "client_secret": "plain-secret"}
+        form |= {"username": "bob", "password": "bob-password", "scope": "openid"}
+        token = http.post(f"{OIDC}/token", data=form).json()["access_token"]
+        claims = jwt.decode(token, key_set(http))
         assert claims.claims["aud"] == "account"
 
     def test_refresh_token_is_opaque_hs512_with_uuid_kid(

@@ -4,6 +4,7 @@ import msgspec
 import pytest
 
 from auth_service.policy import (
+    AMBIGUOUS_PATH,
     INVALID_PATH,
     MISSING,
     Decision,
@@ -195,15 +196,24 @@ def test_missing_is_falsy_and_never_matches() -> None:
     assert claim_matches(MISSING, "") is False
 
 
-@pytest.mark.parametrize("raw", ["/tenants/%00", "/a%zz", "orders"])
+@pytest.mark.parametrize("raw", ["/tenants/%0a", "/a%zz", "/a%ff", "orders"])
 def test_invalid_path_is_a_400_denial(raw: str) -> None:
-    """A path normalize_path refuses is denied with reason invalid_path."""
+    """A path that does not decode is denied with reason invalid_path."""
     assert decide("GET", raw, ORDERS_WRITER) is INVALID_PATH
     assert (INVALID_PATH.outcome, INVALID_PATH.reason, INVALID_PATH.status) == (
         "deny",
         "invalid_path",
         400,
     )
+
+
+@pytest.mark.parametrize(
+    "raw", ["/tenants/%00", "/orders;x/1", "/docs/..;/orders", "/docs%2F..%2Forders", "/a\\b"]
+)
+def test_ambiguous_path_is_a_400_denial(raw: str) -> None:
+    """A path upstreams read differently is denied with reason ambiguous_path."""
+    assert decide("GET", raw, ORDERS_WRITER) is AMBIGUOUS_PATH
+    assert (AMBIGUOUS_PATH.outcome, AMBIGUOUS_PATH.status) == ("deny", 400)
 
 
 def test_traversal_is_decided_on_the_normalised_path() -> None:

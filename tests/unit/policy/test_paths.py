@@ -4,7 +4,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from auth_service.policy import MAX_PATH_LENGTH, normalize_host, normalize_method, normalize_path
+from auth_service.policy import (
+    MAX_PATH_LENGTH,
+    PathParameters,
+    PathRefusal,
+    canonical_path,
+    normalize_host,
+    normalize_method,
+    normalize_path,
+)
 from auth_service.policy.paths import PatternSegment, parse_pattern, path_segments
 
 
@@ -26,10 +34,7 @@ from auth_service.policy.paths import PatternSegment, parse_pattern, path_segmen
         ("/..", "/"),
         ("/../../etc/passwd", "/etc/passwd"),
         ("/a/b/../../..", "/"),
-        ("/public%2F..%2Fadmin", "/admin"),
-        ("/files/a%2Fb", "/files/a/b"),
         ("/docs?x=/../admin", "/docs"),
-        ("/docs#frag", "/docs"),
         ("/a%20b", "/a b"),
         ("/caf%C3%A9", "/café"),
         ("/café", "/café"),
@@ -49,6 +54,10 @@ def test_normalize_path_table(raw: str, expected: str) -> None:
     "raw",
     [
         "/a%00b",
+        "/public%2F..%2Fadmin",
+        "/files/a%2Fb",
+        "/a;b",
+        "/a\\b",
         "/a%0d%0aSet-Cookie:x",
         "/a%0Ab",
         "/a%09b",
@@ -73,6 +82,76 @@ def test_normalize_path_refuses_invalid_input(raw: str) -> None:
     assert normalize_path(raw) is None
 
 
+@pytest.mark.parametrize(
+    ("raw", "reason"),
+    [
+        ("/public/..;/admin/users", "ambiguous_path"),
+        ("/admin;x=1/users", "ambiguous_path"),
+        ("/payments;x/1", "ambiguous_path"),
+        ("/;/admin", "ambiguous_path"),
+        ("/public/..\\admin", "ambiguous_path"),
+        ("/public\\..\\admin", "ambiguous_path"),
+        ("/public/%2e%2e%2fadmin", "ambiguous_path"),
+        ("/public%2Fadmin", "ambiguous_path"),
+        ("/public/..%5Cadmin", "ambiguous_path"),
+        ("/public/..%5cadmin", "ambiguous_path"),
+        ("/public/..%3B/admin", "ambiguous_path"),
+        ("/admin%3bx=1/users", "ambiguous_path"),
+        ("/admin%00/users", "ambiguous_path"),
+        ("/admin%00", "ambiguous_path"),
+        ("/docs#frag", "ambiguous_path"),
+        ("/public/x#/../../admin", "ambiguous_path"),
+        ("/a%zz", "invalid_path"),
+        ("/a%", "invalid_path"),
+        ("/a%ff", "invalid_path"),
+        ("/a%c3", "invalid_path"),
+        ("/a%0a", "invalid_path"),
+        ("admin", "invalid_path"),
+        ("/" + "a" * MAX_PATH_LENGTH, "invalid_path"),
+    ],
+)
+def test_canonical_path_refusal_reasons(raw: str, reason: str) -> None:
+    """Ambiguous input (parameters, backslashes, encoded separators, NUL) vs undecodable input."""
+    refused = canonical_path(raw)
+    assert isinstance(refused, PathRefusal)
+    assert refused.reason == reason
+    assert raw not in refused.detail
+
+
+def test_query_and_fragment_are_not_part_of_the_path() -> None:
+    """A ';', '\\' or '#' after '?' is not in the path and refuses nothing."""
+    assert canonical_path("/docs?a=1;b=2&c=\\") == "/docs"
+    assert canonical_path("/docs?x#y;z") == "/docs"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("/public/..;/admin/users", "/admin/users"),
+        ("/admin;x=1/users", "/admin/users"),
+        ("/payments;x/1", "/payments/1"),
+        ("/tenants/t-002/..;/t-001/orders", "/tenants/t-001/orders"),
+        ("/a;jsessionid=1", "/a"),
+        ("/a/;x/b", "/a/b"),
+        ("/;x/..;y/admin", "/admin"),
+        ("/a/b;x=%2F", "/a/b"),
+        ("/a/;x", "/a/"),
+        ("/a/b", "/a/b"),
+    ],
+)
+def test_strip_mode_removes_parameters_before_normalising(raw: str, expected: str) -> None:
+    """path_parameters = "strip": ';...' of each raw segment goes first, then '..' resolves."""
+    assert canonical_path(raw, "strip") == expected
+
+
+@pytest.mark.parametrize("raw", ["/a%3Bx/b", "/a\\b;x", "/a%2Fb;x", "/a%00;x"])
+def test_strip_mode_still_refuses_encoded_separators_and_backslashes(raw: str) -> None:
+    """Only raw ';' parameters are stripped; encoded ones and backslashes stay ambiguous."""
+    refused = canonical_path(raw, "strip")
+    assert isinstance(refused, PathRefusal)
+    assert refused.reason == "ambiguous_path"
+
+
 def test_normalize_path_length_limit_is_inclusive_and_ignores_the_query() -> None:
     """A path of exactly MAX_PATH_LENGTH characters passes; the query does not count."""
     path = "/" + "a" * (MAX_PATH_LENGTH - 1)
@@ -90,6 +169,12 @@ _SEGMENT_PARTS = st.sampled_from(
         "%2E%2e",
         "%2F",
         "%2f..",
+        ";",
+        ";x=1",
+        "\\",
+        "%5C",
+        "%3b",
+        "%00",
         "%25",
         "%252e",
         "%3F",
@@ -104,13 +189,18 @@ _PATHS = st.lists(st.lists(_SEGMENT_PARTS, max_size=3).map("".join), max_size=12
 )
 
 
-@given(st.one_of(_PATHS, st.text(max_size=60).map(lambda text: "/" + text)))
-def test_normalize_path_is_idempotent_and_canonical(raw: str) -> None:
+@given(
+    st.one_of(_PATHS, st.text(max_size=60).map(lambda text: "/" + text)),
+    st.sampled_from(["refuse", "strip"]),
+)
+def test_normalize_path_is_idempotent_and_canonical(raw: str, mode: PathParameters) -> None:
     """Normalising twice changes nothing, and no dot segment or empty segment remains."""
-    once = normalize_path(raw)
-    if once is None:
+    once = canonical_path(raw, mode)
+    if isinstance(once, PathRefusal):
         return
-    assert normalize_path(once) == once
+    assert canonical_path(once, mode) == once
+    assert canonical_path(once, "refuse") == once
+    assert ";" not in once and "\\" not in once
     assert once.startswith("/")
     for bad in ("/../", "/./", "//"):
         assert bad not in once

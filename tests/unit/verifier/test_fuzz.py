@@ -154,3 +154,16 @@ async def test_signed_random_headers_and_claims(
     except Exception:  # joserfc cannot sign with this alg: send it unsigned
         token = forge(header, json.dumps(claims).encode(), None)
     await refused(token)
+
+
+@FUZZ
+@given(st.sampled_from(VALID), st.integers(1, 3))
+async def test_non_canonical_signature_spellings_never_verify(token: str, bits: int) -> None:
+    """Setting unused bits of the signature's last character keeps its bytes, not its validity."""
+    head, _, signature = token.rpartition(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    unused = {2: 0b1111, 3: 0b11}.get(len(signature) % 4)
+    assume(unused is not None and bits & unused)
+    last = alphabet[alphabet.index(signature[-1]) | (bits & unused)]
+    assume(last != signature[-1])
+    await refused(f"{head}.{signature[:-1]}{last}")
