@@ -35,6 +35,7 @@ from auth_service.observability.logging import configure_logging
 from auth_service.observability.metrics import Metrics
 from auth_service.observability.tracing import configure_tracing, service_version
 from auth_service.oidc.controllers import BrowserLoginController
+from auth_service.openapi import document_problems
 from auth_service.services import Services
 from auth_service.tokens.api import TokenController
 from auth_service.tokens.controllers import jwks
@@ -81,6 +82,7 @@ def create_app(
         debug=False,
         logging_config=None,  # structlog is configured by us; Litestar must not add handlers
     )
+    document_problems(app)
     app.state.settings = settings
     app.state.metrics = metrics
     edge = EdgeMiddleware(

@@ -24,7 +24,7 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect
 
@@ -72,7 +72,7 @@ class MfaPages(Controller):
 
     # -- the second-factor prompt --------------------------------------------------------
 
-    @get("/", cache_control=None)
+    @get("/", cache_control=None, media_type=MediaType.HTML)
     async def prompt(
         self, request: Request[Any, Any, Any], rd: FromQuery[str | None] = None
     ) -> Response[Any]:
@@ -91,7 +91,7 @@ class MfaPages(Controller):
             return self._page("Two-factor authentication", body)
         return self._prompt(request, visitor, rd)
 
-    @post("/", status_code=200)
+    @post("/", status_code=200, media_type=MediaType.HTML)
     async def submit(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """Check the submitted code; 303 to ``rd`` on success, the form again otherwise."""
         visitor = await self._visitor(request)
@@ -141,7 +141,7 @@ class MfaPages(Controller):
 
     # -- enrollment ----------------------------------------------------------------------
 
-    @get("/setup", cache_control=None)
+    @get("/setup", cache_control=None, media_type=MediaType.HTML)
     async def setup(
         self, request: Request[Any, Any, Any], rd: FromQuery[str | None] = None
     ) -> Response[Any]:
@@ -182,7 +182,7 @@ class MfaPages(Controller):
         )
         return self._page("Set up two-factor authentication", body, status=status, headers=headers)
 
-    @post("/setup", status_code=200)
+    @post("/setup", status_code=200, media_type=MediaType.HTML)
     async def confirm(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """Confirm the enrollment; shows the recovery codes once."""
         visitor = await self._visitor(request)
@@ -258,7 +258,7 @@ class MfaPages(Controller):
         html = _STYLE_FREE_PAGE.format(title=escape(title), body=body)
         extra = {k: v for k, v in (headers or {}).items() if k.lower() == "retry-after"}
         return Response(
-            html, status_code=status, media_type="text/html", headers={**PAGE_HEADERS, **extra}
+            html, status_code=status, media_type=MediaType.HTML, headers={**PAGE_HEADERS, **extra}
         )
 
 

@@ -15,7 +15,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import msgspec
 import structlog
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.datastructures import Cookie
 from litestar.di import NamedDependency
 from litestar.params import FromQuery
@@ -212,7 +212,7 @@ class BrowserLoginController(Controller):
         """End the session and 302 to the IdP's end-session endpoint."""
         return await _logout(request, logout, sessions, request.cookies.get(sessions.cookie), rd)
 
-    @get("/logout/confirm")
+    @get("/logout/confirm", media_type=MediaType.HTML)
     async def logout_confirm(
         self,
         request: Request[Any, Any, Any],
