@@ -29,7 +29,7 @@ from litestar.params import FromQuery
 from litestar.response import Redirect
 
 from auth_service.config import Settings
-from auth_service.errors import AuthError, NotAuthenticated
+from auth_service.errors import AuthError, NotAuthenticated, accepts_html, problem_response
 from auth_service.mfa.controllers import caller_from, mfa_service
 from auth_service.mfa.service import Caller
 from auth_service.oidc.redirects import redirect_target
@@ -137,7 +137,14 @@ class MfaPages(Controller):
             + "</label></p>"
             + '<p><button type="submit">Verify</button></p></form>'
         )
-        return self._page("Two-factor authentication", body, status=status, headers=headers)
+        return self._page(
+            "Two-factor authentication",
+            body,
+            status=status,
+            headers=headers,
+            request=request,
+            error=error,
+        )
 
     # -- enrollment ----------------------------------------------------------------------
 
@@ -165,7 +172,13 @@ class MfaPages(Controller):
         service = mfa_service(request)
         if (await service.status(visitor.caller.subject)).enrolled:
             body = "<p>Your authenticator app is already set up.</p>"
-            return self._page("Set up two-factor authentication", body, status=409)
+            return self._page(
+                "Set up two-factor authentication",
+                body,
+                status=409,
+                request=request,
+                error="TOTP is already set up",
+            )
         enrollment = await service.pending_or_new(visitor.caller)
         key = " ".join(enrollment.secret[i : i + 4] for i in range(0, len(enrollment.secret), 4))
         body = (
@@ -180,7 +193,14 @@ class MfaPages(Controller):
             + 'autocomplete="one-time-code" pattern="[0-9 ]*" required></label></p>'
             + '<p><button type="submit">Confirm</button></p></form>'
         )
-        return self._page("Set up two-factor authentication", body, status=status, headers=headers)
+        return self._page(
+            "Set up two-factor authentication",
+            body,
+            status=status,
+            headers=headers,
+            request=request,
+            error=error,
+        )
 
     @post("/setup", status_code=200, media_type=MediaType.HTML)
     async def confirm(self, request: Request[Any, Any, Any]) -> Response[Any]:
@@ -254,9 +274,15 @@ class MfaPages(Controller):
         *,
         status: int = 200,
         headers: dict[str, str] | None = None,
+        request: Request[Any, Any, Any] | None = None,
+        error: str | None = None,
     ) -> Response[Any]:
-        html = _STYLE_FREE_PAGE.format(title=escape(title), body=body)
+        """The page; an error for a client that does not accept HTML is problem+json instead
+        (CONTRACT §4: every error body is a problem document; browsers get the form back)."""
         extra = {k: v for k, v in (headers or {}).items() if k.lower() == "retry-after"}
+        if status >= 400 and request is not None and not accepts_html(request):
+            return problem_response(request, status, error or title, headers=extra or None)
+        html = _STYLE_FREE_PAGE.format(title=escape(title), body=body)
         return Response(
             html, status_code=status, media_type=MediaType.HTML, headers={**PAGE_HEADERS, **extra}
         )

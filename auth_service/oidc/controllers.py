@@ -24,10 +24,12 @@ from redis.exceptions import RedisError
 
 from auth_service.config import Settings
 from auth_service.errors import (
+    AccessDenied,
     AuthError,
     BadRequest,
     DependencyUnavailable,
     TooManyAttempts,
+    accepts_html,
     problem_body,
 )
 from auth_service.mfa.service import MfaService
@@ -74,10 +76,6 @@ def _client(request: Request[Any, Any, Any]) -> ClientInfo:
     return ClientInfo(ip=ip, user_agent=(request.headers.get("user-agent") or "")[:512] or None)
 
 
-def _wants_html(request: Request[Any, Any, Any]) -> bool:
-    return "text/html" in (request.headers.get("accept") or "")
-
-
 def _secure(flow: BrowserLogin | Logout) -> bool:
     return flow.settings.public_url.startswith("https://")
 
@@ -111,7 +109,7 @@ def _failure(
     request: Request[Any, Any, Any], exc: AuthError, retry_url: str | None
 ) -> Response[Any]:
     rid = request_id(request.scope)
-    if _wants_html(request):
+    if accepts_html(request):
         page = error_page(exc.status, exc.reason, rid, retry_url=retry_url)
         page.headers.update(exc.headers)  # Retry-After of a 429 or 503
         return page
@@ -237,10 +235,8 @@ class BrowserLoginController(Controller):
         session_id = request.cookies.get(sessions.cookie)
         token = form.get("csrf_token")
         if not csrf.verify(session_id or "", token if isinstance(token, str) else None):
-            exc = BadRequest("CSRF token missing or invalid", reason="csrf_failed")
-            response = _failure(request, exc, None)
-            response.status_code = 403
-            return response
+            denied = AccessDenied("CSRF token missing or invalid", reason="csrf_failed")
+            return _failure(request, denied, None)
         rd = form.get("rd")
         return await _logout(
             request, logout, sessions, session_id, rd if isinstance(rd, str) else None
