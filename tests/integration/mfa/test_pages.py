@@ -114,10 +114,18 @@ async def test_prompt_redirect_is_limited_to_allowed_hosts(
     r = await c.post(
         "/auth/mfa",
         data={"csrf_token": _csrf(page.text), "code": "000000", "rd": "/x"},
-        headers=user.headers(),
+        headers={**user.headers(), "Accept": "text/html,*/*;q=0.8"},
         follow_redirects=False,
     )
-    assert r.status_code == 400 and 'role="alert"' in r.text
+    assert r.status_code == 400 and 'role="alert"' in r.text  # a browser gets the form back
+    r = await c.post(
+        "/auth/mfa",
+        data={"csrf_token": _csrf(page.text), "code": "000001", "rd": "/x"},
+        headers=user.headers(),
+        follow_redirects=False,
+    )  # any other client gets the problem document
+    assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["detail"] == "That code is not valid."
     svc.clock.advance(30)
     code = user.code(svc.clock)
     r = await c.post(
