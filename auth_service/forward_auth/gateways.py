@@ -120,7 +120,11 @@ def read_request(
         url = _text(headers, b"x-original-url")
         if url is None:
             raise GatewayError("X-Original-URL is missing")
-        parts = urlsplit(url)
+        try:  # an unbalanced "[" or "]", or a port out of range, raises ValueError
+            parts = urlsplit(url)
+            parts.port  # noqa: B018
+        except ValueError:
+            raise GatewayError("X-Original-URL is not a valid URL") from None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise GatewayError("X-Original-URL is not an absolute http(s) URL")
         scheme, host = parts.scheme, parts.netloc.rpartition("@")[2]
