@@ -85,6 +85,21 @@ def _unstripped_identity_header(headers: Mapping[bytes, bytes]) -> bool:
     return any(name[:7] in _IDENTITY_PREFIXES for name in headers)
 
 
+def _escape_non_ascii(target: str) -> str:
+    """Raw bytes >= 0x80 of a target as ``%XX``: what upstreams read them as.
+
+    Header bytes arrive as latin-1 text; percent-decoding that text as UTF-8 would read
+    a raw ``/caf\xc3\xa9`` as ``/caf\u00c3\u00a9``, not the ``/caf\u00e9`` the upstream serves.
+    """
+    if target.isascii():
+        return target
+    try:
+        data = target.encode("latin-1")
+    except UnicodeEncodeError:  # a decoded ASGI path without raw_path
+        data = target.encode("utf-8", "surrogateescape")
+    return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in data)
+
+
 def read_request(
     dialect: Dialect, scope: Mapping[str, Any], headers: Mapping[bytes, bytes]
 ) -> ForwardedRequest:
@@ -105,7 +120,11 @@ def read_request(
         url = _text(headers, b"x-original-url")
         if url is None:
             raise GatewayError("X-Original-URL is missing")
-        parts = urlsplit(url)
+        try:  # an unbalanced "[" or "]", or a port out of range, raises ValueError
+            parts = urlsplit(url)
+            parts.port  # noqa: B018
+        except ValueError:
+            raise GatewayError("X-Original-URL is not a valid URL") from None
         if parts.scheme not in ("http", "https") or not parts.netloc:
             raise GatewayError("X-Original-URL is not an absolute http(s) URL")
         scheme, host = parts.scheme, parts.netloc.rpartition("@")[2]
@@ -128,6 +147,7 @@ def read_request(
         raise GatewayError("the original scheme must be http or https")
     if not target.startswith("/"):
         raise GatewayError("the original URI must start with /")
+    target = _escape_non_ascii(target)
     if _CONTROL_OR_SPACE.search(target) is not None:
         raise GatewayError("the original URI contains control characters or spaces")
     return ForwardedRequest(method.upper(), scheme, host, target, headers)

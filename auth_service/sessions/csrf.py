@@ -49,4 +49,7 @@ class CsrfTokens:
         """Whether ``token`` was issued for ``binding`` (constant-time; empty never matches)."""
         if not binding or not token or len(token) > 128:
             return False
-        return any(hmac.compare_digest(self._mac(k, binding), token) for k in self._keys)
+        presented = token.encode("utf-8", "surrogatepass")  # bytes: non-ASCII never raises
+        return any(
+            hmac.compare_digest(self._mac(k, binding).encode(), presented) for k in self._keys
+        )

@@ -9,7 +9,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import msgspec
 from litestar import Controller, Request, post
@@ -61,7 +61,7 @@ class RevocationRequest(msgspec.Struct, forbid_unknown_fields=True):
 
     sid: str | None = None
     jti: str | None = None
-    ttl: int | None = None
+    ttl: Annotated[int, msgspec.Meta(ge=1)] | None = None
     """Seconds to keep the revocation (default: the longest token lifetime, 24 h)."""
 
 

@@ -55,10 +55,20 @@ def encode_item(text: str) -> str:
 
 
 def encode_value(text: str) -> str:
-    """A single-valued identity header: like `encode_item` but spaces stay as they are."""
-    if _VALUE_PLAIN.fullmatch(text):
+    """A single-valued identity header: like `encode_item` but inner spaces stay as they are.
+
+    Spaces at either end are encoded: HTTP drops them from header values, so ``"t-1 "``
+    would otherwise arrive as ``t-1``.
+    """
+    if _VALUE_PLAIN.fullmatch(text) and not text.startswith(" ") and not text.endswith(" "):
         return text
-    return quote(text, safe=_VALUE_SAFE)
+    encoded = quote(text, safe=_VALUE_SAFE)
+    inner = encoded.strip(" ")
+    if not inner:
+        return "%20" * len(encoded)
+    lead = len(encoded) - len(encoded.lstrip(" "))
+    trail = len(encoded) - len(encoded.rstrip(" "))
+    return "%20" * lead + inner + "%20" * trail
 
 
 def encode_items(items: Iterable[str]) -> str:

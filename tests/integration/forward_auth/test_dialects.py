@@ -206,6 +206,9 @@ async def test_paths_are_decided_normalised(
         {"X-Original-URL": "javascript:alert(1)"},
         {"X-Original-URL": "https://app.test/a b"},
         {"X-Original-URL": "https://ap<p>.test/"},
+        {"X-Original-URL": "https://[app.test/orders"},
+        {"X-Original-URL": "https://app.test]/orders"},
+        {"X-Original-URL": "https://app.test:99999999999/orders"},
     ],
 )
 async def test_unreadable_forwarded_request_is_400(

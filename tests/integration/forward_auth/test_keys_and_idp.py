@@ -169,3 +169,19 @@ async def test_admin_revocation_refuses_cached_token(
         "/admin/revocations", json={"sid": "x"}, headers={"Authorization": f"Bearer {token}"}
     )
     assert denied.status_code in (401, 403)
+
+
+async def test_admin_revocation_refuses_a_ttl_below_one_second(
+    service: AsyncTestClient[Litestar], idp: FakeKeycloak
+) -> None:
+    """A negative ``ttl`` is the caller's error (400), not a Redis failure dressed as 503 that
+    leaves the sid unrevoked; the same request with a valid ttl revokes."""
+    token = idp.mint_access_token("bob")
+    sid = idp.verify(token)["sid"]
+    admin = {"Authorization": f"Bearer {idp.mint_access_token('admin')}"}
+    bad = await service.post("/admin/revocations", json={"sid": sid, "ttl": -5}, headers=admin)
+    assert bad.status_code == 400, bad.text
+    assert (await auth_request(service, token=token)).status_code == 200
+    ok = await service.post("/admin/revocations", json={"sid": sid, "ttl": 600}, headers=admin)
+    assert ok.status_code == 204
+    assert (await auth_request(service, token=token)).json()["reason"] == "token_revoked"

@@ -92,3 +92,13 @@ async def test_logout_without_a_session_still_redirects(
     r = await web.get("/auth/logout")
     assert r.status_code == 302
     assert "id_token_hint" not in r.headers["location"]
+
+
+async def test_logout_form_refuses_a_non_ascii_csrf_token(web: AsyncTestClient[Litestar]) -> None:
+    """A hostile non-ASCII ``csrf_token`` is a 403 problem like any forged one, never a 500
+    (``hmac.compare_digest`` raises on non-ASCII text), and the session stays."""
+    await browser_login(web)
+    refused = await web.post("/auth/logout", data={"csrf_token": "\u00e9" * 43, "rd": "/"})
+    assert refused.status_code == 403, refused.text
+    assert refused.headers["content-type"].startswith("application/problem+json")
+    assert (await forward_auth(web)).status_code == 200

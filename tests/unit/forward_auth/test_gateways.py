@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from auth_service.forward_auth.gateways import Dialect, GatewayError, read_request
+from auth_service.policy.paths import PathRefusal, canonical_path
 
 NGINX = {b"x-original-url": b"http://app.test/orders/1", b"x-original-method": b"GET"}
 
@@ -23,3 +24,33 @@ def test_other_header_names_are_not_identity_headers(name: bytes) -> None:
     """Only the x-auth- / x_auth_ prefix is reserved; lookalikes pass."""
     req = read_request(Dialect.AUTH_REQUEST, {}, {**NGINX, name: b"v"})
     assert (req.host, req.target) == ("app.test", "/orders/1")
+
+
+@pytest.mark.parametrize(
+    ("dialect", "headers", "scope"),
+    [
+        (Dialect.AUTH_REQUEST, {b"x-original-url": b"http://app.test/caf\xc3\xa9/x"}, {}),
+        (
+            Dialect.FORWARD_AUTH,
+            {b"x-forwarded-host": b"app.test", b"x-forwarded-uri": b"/caf\xc3\xa9/x"},
+            {},
+        ),
+        (
+            Dialect.EXT_AUTHZ,
+            {b"host": b"app.test"},
+            {"method": "GET", "raw_path": b"/authz/ext-authz/caf\xc3\xa9/x", "path": ""},
+        ),
+    ],
+)
+def test_raw_non_ascii_bytes_become_percent_escapes(
+    dialect: Dialect, headers: dict[bytes, bytes], scope: dict[str, object]
+) -> None:
+    """Raw UTF-8 in the original path reads as its percent-encoding, not as latin-1 text."""
+    assert read_request(dialect, scope, headers).target == "/caf%C3%A9/x"
+
+
+def test_raw_invalid_utf8_is_an_invalid_path() -> None:
+    """A raw byte that is not UTF-8 stays a byte: the policy refuses it as invalid_path."""
+    req = read_request(Dialect.AUTH_REQUEST, {}, {b"x-original-url": b"http://app.test/caf\xe9"})
+    refusal = canonical_path(req.target)
+    assert isinstance(refusal, PathRefusal) and refusal.reason == "invalid_path"

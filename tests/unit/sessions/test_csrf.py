@@ -29,3 +29,10 @@ def test_tokens_survive_key_rotation() -> None:
     assert rotated.verify("s", old)
     assert rotated.issue("s") != old
     assert not CsrfTokens([K2]).verify("s", old)
+
+
+def test_non_ascii_token_is_refused_not_raised() -> None:
+    """A token with non-ASCII characters (from a hostile form) is simply not valid."""
+    csrf = CsrfTokens([K1])
+    assert not csrf.verify("s", "\u00e9" * 43)
+    assert not csrf.verify("\u00e9", "x" * 43)

@@ -96,6 +96,16 @@ def test_single_values_keep_spaces_and_encode_commas() -> None:
     assert encode_value("t\r\nX-Auth-User: admin") == "t%0D%0AX-Auth-User: admin"
 
 
+@given(st.text(max_size=40))
+def test_single_values_survive_header_whitespace_trimming(text: str) -> None:
+    """HTTP drops spaces around a header value, so ``"t-001 "`` must not arrive as ``t-001``:
+    a claim differing only by edge spaces would read as another tenant downstream."""
+    value = encode_value(text)
+    assert value == value.strip(" \t")
+    found = read_identity([(b"x-auth-tenant", f" {value} ".encode())])
+    assert found.attributes.get("x-auth-tenant") == ((text,) if text else ())
+
+
 @pytest.mark.parametrize("value", ["%", "a%2", "a%zz", "%C3", "%FF%FE"])
 def test_values_not_written_by_the_service_are_refused(value: str) -> None:
     with pytest.raises(ValueError):
