@@ -54,14 +54,22 @@ class Window:
     """More distinct paths (or methods, hosts) were seen than are listed."""
 
     def note(self, path: str | None, method: str | None, host: str | None) -> None:
-        """Remember a suppressed event's path, method and host (bounded)."""
-        for value, seen in ((path, self.paths), (method, self.methods), (host, self.hosts)):
-            if value is None or value in seen:
+        """Remember a suppressed event's path, method and host (bounded in count and length)."""
+        for raw, seen in ((path, self.paths), (method, self.methods), (host, self.hosts)):
+            if raw is None:
+                continue
+            value = raw if len(raw) <= MAX_VALUE_LENGTH else raw[:MAX_VALUE_LENGTH] + "…"
+            if value in seen:
                 continue
             if len(seen) < MAX_PATHS:
                 seen.append(value)
             else:
                 self.truncated = True
+
+
+MAX_VALUE_LENGTH = 256
+"""Longest path, method or host a summary keeps (longer ones are cut, marked with "…"):
+an open window must not hold 20 paths of 8 KiB each for every source address."""
 
 
 class DenialAggregator:

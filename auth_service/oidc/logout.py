@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import time
@@ -99,8 +100,9 @@ class Logout:
                 self.idp.provider.logout_tokens, logout_token, leeway=leeway
             )
             digest = hashlib.sha256(claims.jti.encode()).hexdigest()
+            jti_key = f"{self.settings.redis_prefix}logout-jti:{digest}"
             first = await self.redis.set(
-                f"{self.settings.redis_prefix}logout-jti:{digest}",
+                jti_key,
                 "1",
                 nx=True,
                 # Remembered as long as the token could be accepted: until exp plus leeway.
@@ -118,12 +120,18 @@ class Logout:
                 f"logout token refused ({exc.reason})", reason=exc.reason
             ) from None
         sid, sub = claims.sid, claims.sub
-        records = await (
-            self.store.delete_by_sid(sid) if sid else self.store.delete_by_sub(sub or "")
-        )
-        sids = {sid} if sid else {r.sid for r in records if r.sid}
-        for revoked in sorted(s for s in sids if s):
-            await self.revocations.revoke("sid", revoked)
+        try:
+            records = await (
+                self.store.delete_by_sid(sid) if sid else self.store.delete_by_sub(sub or "")
+            )
+            sids = {sid} if sid else {r.sid for r in records if r.sid}
+            for revoked in sorted(s for s in sids if s):
+                await self.revocations.revoke("sid", revoked)
+        except BaseException:
+            # Not acted on: forget the jti, so the IdP's retry of this token is not "replayed".
+            with contextlib.suppress(Exception):
+                await self.redis.delete(jti_key)
+            raise
         for record in records:
             self.audit.emit(
                 "session.revoked", "success", client, subject_sub=record.sub, reason="backchannel"

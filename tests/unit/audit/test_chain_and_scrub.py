@@ -240,3 +240,17 @@ class TestCursor:
         """Anything else raises InvalidCursor."""
         with pytest.raises(InvalidCursor):
             decode_cursor(bad)
+
+
+def test_a_summary_keeps_long_paths_methods_and_hosts_cut_short() -> None:
+    """An open window holds at most MAX_PATHS values of at most MAX_VALUE_LENGTH each, so
+    hostile 8 KiB paths from many source addresses cannot grow a worker's memory."""
+    from auth_service.audit.aggregate import MAX_PATHS, MAX_VALUE_LENGTH, Window
+
+    window = Window(key=("access.denied", "no_matching_rule", None, None, None, "::1"), opened=0.0)  # type: ignore[arg-type]
+    for i in range(MAX_PATHS * 3):
+        window.note(f"/{i}/" + "a" * 8000, f"{i}" + "X" * 5000, f"{i}" + "h" * 3000)
+    assert len(window.paths) == len(window.methods) == len(window.hosts) == MAX_PATHS
+    for values in (window.paths, window.methods, window.hosts):
+        assert all(len(v) <= MAX_VALUE_LENGTH + 1 and v.endswith("…") for v in values)
+    assert window.truncated
