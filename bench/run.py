@@ -365,7 +365,13 @@ def prepare_database() -> str:
     return urlunsplit(parts._replace(path=f"/{BENCH_DB}"))
 
 
-def service_env(issuer: str, database_url: str, spool: Path) -> dict[str, str]:
+def service_env(
+    issuer: str, database_url: str, spool: Path, *, access_log: bool = True
+) -> dict[str, str]:
+    """The service's environment: its shipped defaults, plus what a deployment must set.
+
+    ``access_log=False`` only for the extra server of ``--compare-access-log``.
+    """
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AUTH_", "OTEL_"))}
     env.update(
         AUTH_OIDC_ISSUER=issuer,
@@ -377,10 +383,10 @@ def service_env(issuer: str, database_url: str, spool: Path) -> dict[str, str]:
         AUTH_REDIS_PREFIX=REDIS_PREFIX,
         AUTH_POLICY_FILE=str(ROOT / "deploy" / "policy.toml"),
         AUTH_SECRET_KEYS=f"k1:{base64.b64encode(secrets.token_bytes(32)).decode()}",
-        AUTH_ACCESS_LOG="false",
         AUTH_AUDIT_SPOOL_DIR=str(spool),
-        AUTH_LOG_LEVEL="warning",
     )
+    if not access_log:
+        env["AUTH_ACCESS_LOG"] = "false"
     return env
 
 
@@ -682,6 +688,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=["async", "sync"],
         help="baseline endpoint shapes to measure, comma-separated: async,sync (default both)",
     )
+    parser.add_argument(
+        "--compare-access-log",
+        action="store_true",
+        help="also measure ours with AUTH_ACCESS_LOG=false in the same rounds (its cost)",
+    )
     parser.add_argument("--skip-audit", action="store_true", help="skip bench/audit_writer.py")
     parser.add_argument("--audit-events", type=int, default=100_000)
     parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
@@ -698,7 +709,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = run(args, work, procs)
     except BenchError as exc:
         print(f"\nbench: {exc}", file=sys.stderr)
-        for name in ("standin", "ours", "baseline-async", "baseline-sync"):
+        for name in ("standin", "ours", "ours-nolog", "baseline-async", "baseline-sync"):
             if procs.log(name).exists() and procs.log(name).stat().st_size:
                 print(f"  --- last lines of {name}.log:\n{procs.tail(name)}", file=sys.stderr)
     except KeyboardInterrupt:
@@ -778,6 +789,15 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
             raise BenchError(f"auth-service answered {status} to a valid token: {headers}")
 
     servers = [Server("ours", ours_base, is_ours=True)]
+    if args.compare_access_log:  # the same service with its access log off, same rounds
+        port = free_port()
+        nolog_base = f"http://127.0.0.1:{port}"
+        argv = [auth_service, "serve", "--host", "127.0.0.1", "--port", str(port)]
+        argv += ["--workers", "1"]
+        nolog_env = service_env(issuer, database_url, work / "audit-spool", access_log=False)
+        proc = procs.start("ours-nolog", pinned(SERVER_CPU, argv, pin), nolog_env)
+        wait_ready(f"{nolog_base}/health/ready", proc, "auth-service (access log off)")
+        servers.append(Server("ours-nolog", nolog_base, is_ours=True))
 
     # 4. The baseline(s), started now and measured in the same rounds as ours.
     for handler in args.baseline:
@@ -802,7 +822,7 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
     )
     print(
         "  ours:   auth-service serve --workers 1 (granian; SCHED_BATCH, its default),"
-        " AUTH_ACCESS_LOG=false (no access log during the bench), AUTH_LOG_LEVEL=warning,"
+        " shipped defaults (access log on, AUTH_LOG_LEVEL=info; lines to a file),"
         " database auth_bench"
     )
     print(
@@ -821,15 +841,31 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
         procs.stop(server.name)
 
     ours = servers[0].results()
-    bases = {s.name.removeprefix("baseline-"): s.results() for s in servers[1:]}
+    baselines = [s for s in servers if not s.is_ours]
+    bases = {s.name.removeprefix("baseline-"): s.results() for s in baselines}
     spread = ["Ratio of req/s in each round (ours / baseline), showing the machine's drift"]
-    for server in servers[1:]:
+    for server in baselines:
         for label, mine, theirs in (
             ("repeated", servers[0].repeated, server.repeated),
             ("new token", servers[0].fresh, server.fresh),
         ):
             ratios = " ".join(f"{a.rps / b.rps:.2f}x" for a, b in zip(mine, theirs, strict=True))
             spread.append(f"  {server.name:<15} {label:<10} {ratios}")
+    for server in servers[1:]:
+        if server.is_ours:
+            off = server.results()
+            spread.append("")
+            spread.append("Access log cost (ours with the shipped access log / ours with it off)")
+            for label, on_load, off_load in (
+                ("repeated", ours.repeated, off.repeated),
+                ("new token", ours.fresh, off.fresh),
+            ):
+                cost = 1e6 / on_load.rps - 1e6 / off_load.rps
+                spread.append(
+                    f"  {label:<10} {on_load.rps:,.0f} vs {off_load.rps:,.0f} req/s"
+                    f" ({on_load.rps / off_load.rps:.2f}x, {cost:+.1f} us per request),"
+                    f" p99 {on_load.p99_ms:.2f} vs {off_load.p99_ms:.2f} ms"
+                )
     passed = report(ours, bases, tokens.per_round, "\n".join(spread))
     run_audit_writer(args)
     print()
