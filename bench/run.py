@@ -725,13 +725,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     return code
 
 
-def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
-    pin = check_tools()
-    cfg = WrkConfig(threads=args.threads, connections=args.connections, pin=pin)
+def start_standin(procs: Processes) -> tuple[str, str]:
+    """Start the Keycloak stand-in (two processes); its base URL and issuer."""
     py = sys.executable
-
-    # 1. Keycloak stand-in: two processes sharing the realm's keys, not pinned, so that
-    # minting (an RSA signature per token) uses both cores; it is idle while loads run.
     argv = [py, "-m", "tests.fakes.keycloak", "--host", "127.0.0.1", "--port", "0"]
     standin = procs.start(
         "standin", [*argv, "--realm", "acme", "--processes", "2"], stdout_pipe=True
@@ -748,7 +744,44 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
     m = re.match(r"Keycloak stand-in ready: (\S+) issuer (\S+)", ready)
     if m is None:
         raise BenchError(f"unexpected first line from the stand-in: {ready!r}")
-    kc_base, issuer = m.group(1), m.group(2)
+    return m.group(1), m.group(2)
+
+
+def start_ours(
+    procs: Processes, env: Mapping[str, str], *, pin: bool, name: str = "ours", workers: int = 1
+) -> str:
+    """Start ``auth-service serve`` (pinned to the server CPU when one worker); its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    argv = [str(VENV_BIN / "auth-service"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    argv += ["--workers", str(workers)]
+    proc = procs.start(name, pinned(SERVER_CPU, argv, pin and workers == 1), env)
+    wait_ready(f"{base}/health/ready", proc, f"auth-service ({name})")
+    return base
+
+
+def migrate_bench_database(env: Mapping[str, str]) -> None:
+    """``auth-service migrate`` on the bench database."""
+    migrate = subprocess.run(
+        [str(VENV_BIN / "auth-service"), "migrate"],
+        cwd=ROOT,
+        env=dict(env),
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if migrate.returncode != 0:
+        raise BenchError(f"auth-service migrate failed: {migrate.stderr.strip()}")
+
+
+def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
+    pin = check_tools()
+    cfg = WrkConfig(threads=args.threads, connections=args.connections, pin=pin)
+    py = sys.executable
+
+    # 1. Keycloak stand-in: two processes sharing the realm's keys, not pinned, so that
+    # minting (an RSA signature per token) uses both cores; it is idle while loads run.
+    kc_base, issuer = start_standin(procs)
 
     # 2. Tokens.
     status, _, body = http(f"{kc_base}/_standin/mint", data=b'{"username":"alice","lifetime":3600}')
@@ -772,17 +805,8 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
     # 3. Our service.
     database_url = prepare_database()
     env = service_env(issuer, database_url, work / "audit-spool")
-    auth_service = str(VENV_BIN / "auth-service")
-    migrate = subprocess.run(
-        [auth_service, "migrate"], cwd=ROOT, env=env, capture_output=True, text=True, check=False
-    )
-    if migrate.returncode != 0:
-        raise BenchError(f"auth-service migrate failed: {migrate.stderr.strip()}")
-    port = free_port()
-    ours_base = f"http://127.0.0.1:{port}"
-    argv = [auth_service, "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
-    proc = procs.start("ours", pinned(SERVER_CPU, argv, pin), env)
-    wait_ready(f"{ours_base}/health/ready", proc, "auth-service")
+    migrate_bench_database(env)
+    ours_base = start_ours(procs, env, pin=pin)
     for tok in (token, tokens.main.open().readline().strip()):
         status, headers = auth_check(ours_base, tok)
         if status != 200:
@@ -790,13 +814,8 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
 
     servers = [Server("ours", ours_base, is_ours=True)]
     if args.compare_access_log:  # the same service with its access log off, same rounds
-        port = free_port()
-        nolog_base = f"http://127.0.0.1:{port}"
-        argv = [auth_service, "serve", "--host", "127.0.0.1", "--port", str(port)]
-        argv += ["--workers", "1"]
         nolog_env = service_env(issuer, database_url, work / "audit-spool", access_log=False)
-        proc = procs.start("ours-nolog", pinned(SERVER_CPU, argv, pin), nolog_env)
-        wait_ready(f"{nolog_base}/health/ready", proc, "auth-service (access log off)")
+        nolog_base = start_ours(procs, nolog_env, pin=pin, name="ours-nolog")
         servers.append(Server("ours-nolog", nolog_base, is_ours=True))
 
     # 4. The baseline(s), started now and measured in the same rounds as ours.
