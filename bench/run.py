@@ -839,6 +839,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="also measure ours with AUTH_ACCESS_LOG=false in the same rounds (its cost)",
     )
     parser.add_argument("--skip-audit", action="store_true", help="skip bench/audit_writer.py")
+    parser.add_argument(
+        "--skip-gateway", action="store_true", help="skip the two-worker run behind nginx"
+    )
     parser.add_argument("--audit-events", type=int, default=100_000)
     parser.add_argument("--keep", action="store_true", help="keep the work directory and logs")
     args = parser.parse_args(argv)
@@ -854,7 +857,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             code = run(args, work, procs)
     except BenchError as exc:
         print(f"\nbench: {exc}", file=sys.stderr)
-        for name in ("standin", "ours", "ours-nolog", "baseline-async", "baseline-sync"):
+        for name in ("standin", "ours", "ours-nolog", "ours-2w", "nginx", "baseline-async"):
             if procs.log(name).exists() and procs.log(name).stat().st_size:
                 print(f"  --- last lines of {name}.log:\n{procs.tail(name)}", file=sys.stderr)
     except KeyboardInterrupt:
@@ -917,6 +920,122 @@ def migrate_bench_database(env: Mapping[str, str]) -> None:
     )
     if migrate.returncode != 0:
         raise BenchError(f"auth-service migrate failed: {migrate.stderr.strip()}")
+
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    upstream auth {{ server 127.0.0.1:{auth_port}; keepalive 64; }}
+    upstream app {{ server 127.0.0.1:{app_port}; keepalive 64; }}
+    server {{
+        listen 127.0.0.1:{app_port};
+        location / {{ return 200 "ok"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location = /_auth {{
+            internal;
+            proxy_pass http://auth/authz/auth-request;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Original-URL http://app.test$request_uri;
+            proxy_set_header X-Original-Method $request_method;
+            proxy_set_header Authorization $http_authorization;
+        }}
+        location = /_zero_auth {{ internal; return 200; }}
+        location /orders/ {{
+            auth_request /_auth;
+            auth_request_set $auth_subject $upstream_http_x_auth_subject;
+            auth_request_set $auth_roles $upstream_http_x_auth_roles;
+            auth_request_set $auth_assertion $upstream_http_x_auth_assertion;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Auth-Subject $auth_subject;
+            proxy_set_header X-Auth-Roles $auth_roles;
+            proxy_set_header X-Auth-Assertion $auth_assertion;
+            proxy_pass http://app;
+        }}
+        location /zero/ {{
+            auth_request /_zero_auth;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_pass http://app;
+        }}
+    }}
+}}
+"""
+"""The gateway shape: nginx `auth_request` to the service (2 workers), then the upstream
+(an nginx server answering 200); and the same with a zero-cost check, nginx's ceiling."""
+
+
+def measure_gateway(
+    args: argparse.Namespace,
+    procs: Processes,
+    env: Mapping[str, str],
+    token: str,
+    work: Path,
+) -> list[str]:
+    """ours with ``--workers 2`` behind real nginx, nothing pinned: req/s and p99."""
+    nginx = shutil.which("nginx") or (
+        "/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None
+    )
+    if nginx is None:
+        return ["  note  nginx not installed: gateway shape not measured"]
+    base = start_ours(procs, env, pin=False, name="ours-2w", workers=2)
+    port, app_port = free_port(), free_port()
+    conf = work / "nginx.conf"
+    conf.write_text(
+        NGINX_CONF.format(work=work, auth_port=urlsplit(base).port, app_port=app_port, port=port)
+    )
+    proc = procs.start("nginx", [nginx, "-c", str(conf), "-p", str(work)])
+    gw = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            status, _, _ = http(f"{gw}/orders/1", headers={"Authorization": f"Bearer {token}"})
+            if status == 200:
+                break
+        except OSError:
+            pass
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise BenchError(
+                f"nginx did not answer 200 through auth_request\n{procs.tail('nginx')}"
+            )
+        time.sleep(0.1)
+    cfg = WrkConfig(threads=1, connections=args.connections, pin=False)
+    seconds = max(2, round(args.duration / 2))
+    run_wrk(cfg, f"{gw}/orders/1", args.warmup, token=token)
+    lines = [
+        f"Gateway shape, nothing pinned: nginx (1 worker) auth_request -> auth-service serve"
+        f" --workers 2 -> upstream (nginx, 200); wrk -c{args.connections}, {seconds} s each,"
+        " alternating"
+    ]
+    ours_runs: list[Load] = []
+    zero_runs: list[Load] = []
+    for _ in range(2):
+        ours_runs.append(run_wrk(cfg, f"{gw}/orders/1", seconds / 2, token=token))
+        zero_runs.append(run_wrk(cfg, f"{gw}/zero/1", seconds / 2, token=token))
+    ours, zero = combine(ours_runs), combine(zero_runs)
+    for label, load in (("auth-service, repeated token", ours), ("zero-cost check", zero)):
+        bad = load.non_2xx + load.errors
+        lines.append(
+            f"  {label:<30} {load.rps:>10,.0f} req/s  p50 {load.p50_ms:.2f} ms"
+            f"  p99 {load.p99_ms:.2f} ms  bad {bad}"
+        )
+    lines.append(
+        f"  the service's share of nginx's ceiling: {ours.rps / zero.rps:.0%} of the zero-cost"
+        " check's req/s (on 2 cores shared by nginx, 2 service workers and wrk)"
+    )
+    procs.stop("nginx")
+    procs.stop("ours-2w")
+    return lines
 
 
 def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
@@ -1048,6 +1167,9 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
     spread.append("")
     spread.append(f"Ours under load (token cache of {CACHE_SIZE:,} entries, shipped default)")
     spread += memory_and_gc(servers[0], CACHE_SIZE)
+    if not args.skip_gateway:
+        spread.append("")
+        spread += measure_gateway(args, procs, env, token, work)
     passed = report(ours, bases, min(tokens.per_round, lean.per_round), "\n".join(spread))
     run_audit_writer(args)
     print()
