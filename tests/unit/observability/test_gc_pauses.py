@@ -36,3 +36,19 @@ def test_a_full_collection_is_counted_and_timed() -> None:
     )
     assert after["auth_gc_pause_max_seconds{generation=2}"] > 0
     assert b'auth_gc_pause_seconds_bucket{generation="2",le="+Inf"}' in generate_latest(registry)
+
+
+def test_whole_server_longest_pause_is_the_largest_of_the_workers() -> None:
+    """Merged over workers, the longest-pause gauge is a maximum, not a sum."""
+    from auth_service.observability.worker_metrics import _Family, _merge_into, _Sample
+
+    into: dict[tuple[str, tuple[tuple[str, str], ...]], float] = {}
+    for value in (0.004, 0.009, 0.002):
+        family = _Family(
+            "auth_gc_pause_max_seconds",
+            "gauge",
+            "d",
+            [_Sample("auth_gc_pause_max_seconds", {"generation": "2"}, value)],
+        )
+        _merge_into(into, family, family.samples)
+    assert into[("auth_gc_pause_max_seconds", (("generation", "2"),))] == 0.009
