@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import binascii
 import difflib
+import ipaddress
 import os
 import re
 from collections.abc import Mapping
@@ -89,6 +90,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     """Longest wait in seconds for the IdP to complete a lightweight token (0.05 to 30)."""
     allowed_redirect_hosts: tuple[str, ...] = ()
     """Hosts that ``rd`` return URLs may point to (``*.example.com`` allowed)."""
+    trusted_proxies: tuple[str, ...] = ("127.0.0.0/8", "::1")
+    """Addresses/CIDRs whose ``X-Forwarded-For``/``Forwarded``/``X-Real-IP`` are believed."""
     claim_headers: tuple[str, ...] = ("tenant_id=X-Auth-Tenant",)
     """Custom attribute claims passed downstream, ``claim.path=Header-Name`` comma list."""
     token_cache_size: int = 100_000
@@ -312,6 +315,12 @@ def _check_field(field: str, value: Any) -> Any:
         bad = [a for a in value if a not in _ASYMMETRIC]
         if bad:
             raise ValueError(f"unsupported algorithms {bad}; allowed: {sorted(_ASYMMETRIC)}")
+    elif field == "trusted_proxies":
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR network") from None
     elif field == "claim_headers":
         for item in value:
             claim, header = _split_pair(item)

@@ -121,6 +121,9 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
     revocations = Revocations(res.redis, prefix=settings.redis_prefix, metrics=metrics)
     res.components["revocations"] = revocations
     _spawn(stack, revocations.run(stop), "revocations")
+    metrics.watch_dependencies(
+        idp_reachable=lambda: idp_probe.reachable, revocations_synced=revocations.synced.is_set
+    )
 
     last: list[Any] = [None, frozenset()]  # (policy object, its needed claims)
 
@@ -151,7 +154,7 @@ async def start_services(app: Litestar, res: Resources, stack: contextlib.AsyncE
         assertions=signer,
         mfa=mfa,
         sessions=sessions,
-        on_decision=audit_hook(audit),
+        on_decision=audit_hook(audit, settings.trusted_proxies),
     )
     # Registered last, so it runs first on shutdown: loops see `stop` before being cancelled.
     stack.callback(stop.set)

@@ -19,8 +19,9 @@ from auth_service.audit.events import AuditLog
 from auth_service.forward_auth.decision import Verdict
 from auth_service.forward_auth.endpoint import DecisionHook
 from auth_service.forward_auth.gateways import ForwardedRequest
+from auth_service.observability.client_address import client_address
 
-__all__ = ("DecisionDetails", "audit_hook", "source_ip")
+__all__ = ("DecisionDetails", "audit_hook")
 
 
 class DecisionDetails(msgspec.Struct, omit_defaults=True):
@@ -33,21 +34,12 @@ class DecisionDetails(msgspec.Struct, omit_defaults=True):
     status: int = 0
 
 
-def source_ip(req: ForwardedRequest | None, scope: MutableMapping[str, Any]) -> str | None:
-    """The client address the gateway reports (``X-Real-IP``, first ``X-Forwarded-For``)."""
-    if req is not None:
-        real = req.headers.get(b"x-real-ip")
-        if real:
-            return real.decode("latin-1").strip()[:64]
-        forwarded = req.headers.get(b"x-forwarded-for")
-        if forwarded:
-            return forwarded.split(b",")[0].decode("latin-1").strip()[:64]
-    client = scope.get("client")
-    return str(client[0]) if client else None
+def audit_hook(audit: AuditLog, trusted_proxies: tuple[str, ...]) -> DecisionHook:
+    """A `ForwardAuthEndpoint` hook that emits the decision's audit event.
 
-
-def audit_hook(audit: AuditLog) -> DecisionHook:
-    """A `ForwardAuthEndpoint` hook that emits the decision's audit event."""
+    The source address is the original client's by the ``AUTH_TRUSTED_PROXIES``
+    rule (`auth_service.observability.client_address`): the gateway is the peer.
+    """
 
     def hook(
         verdict: Verdict, req: ForwardedRequest | None, scope: MutableMapping[str, Any]
@@ -75,7 +67,7 @@ def audit_hook(audit: AuditLog) -> DecisionHook:
             actor_sub=claims.sub if claims is not None else None,
             subject_sub=claims.sub if claims is not None else None,
             client_id=claims.client_id if claims is not None else None,
-            source_ip=source_ip(req, scope),
+            source_ip=client_address(scope, trusted_proxies),
             user_agent=agent.decode("latin-1")[:256] if agent else None,
             reason=verdict.reason,
             details=details,

@@ -25,6 +25,7 @@ from auth_service.observability.edge import Receive, Send
 from auth_service.observability.metrics import Metrics
 from auth_service.observability.request_id import request_id
 from auth_service.policy import PolicyHolder
+from auth_service.tokens.credentials import presented_credential
 from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.service import Authenticator, TokenRejected
 
@@ -57,14 +58,6 @@ class _NoMfa:
 
 
 DecisionHook = Callable[[Verdict, ForwardedRequest | None, MutableMapping[str, Any]], None]
-
-
-def _cookie(header: bytes, name: bytes) -> str | None:
-    for part in header.split(b";"):
-        key, sep, value = part.strip().partition(b"=")
-        if sep and key == name and value:
-            return value.decode("latin-1")
-    return None
 
 
 class ForwardAuthEndpoint:
@@ -132,26 +125,23 @@ class ForwardAuthEndpoint:
 
     async def _credentials(self, headers: dict[bytes, bytes]) -> Credentials:
         creds = Credentials()
-        authz = headers.get(b"authorization")
-        if authz is not None:
-            scheme, _, token = authz.strip().partition(b" ")
-            if scheme.lower() == b"bearer":
-                creds.bearer = True
-                text = token.strip().decode("latin-1")
-                try:
-                    key, auth = self.authenticator.lookup(text)
-                    creds.identity = auth or await self.authenticator.verify_new(text, key)
-                except TokenRejected as exc:
-                    creds.rejection = exc
-        if not creds.bearer and self.sessions is not None:
-            cookie = headers.get(b"cookie")
-            session_id = _cookie(cookie, self.sessions.cookie_name) if cookie else None
-            if session_id is not None:
-                creds.session = True
-                try:
-                    creds.identity = await self.sessions.resolve(session_id)
-                except TokenRejected as exc:
-                    creds.rejection = exc
+        cookie_name = self.sessions.cookie_name if self.sessions is not None else None
+        presented = presented_credential(
+            headers.get(b"authorization"), headers.get(b"cookie"), cookie_name
+        )
+        if presented is not None and presented.kind == "bearer":
+            creds.bearer = True
+            try:
+                key, auth = self.authenticator.lookup(presented.value)
+                creds.identity = auth or await self.authenticator.verify_new(presented.value, key)
+            except TokenRejected as exc:
+                creds.rejection = exc
+        elif presented is not None and self.sessions is not None:
+            creds.session = True
+            try:
+                creds.identity = await self.sessions.resolve(presented.value)
+            except TokenRejected as exc:
+                creds.rejection = exc
         if creds.identity is not None:
             creds.mfa_done = self.mfa.is_verified(creds.identity.claims.sid)
         return creds

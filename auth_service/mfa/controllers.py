@@ -1,7 +1,7 @@
 """JSON API of CONTRACT §6 (``/mfa/totp``) and the admin reset.
 
-The caller is authenticated by a bearer token or, when the sessions capability
-is wired (``res.components["sessions"]``), by this service's session cookie.
+The caller is authenticated by `auth_service.tokens.guards.authenticate_caller`
+(a bearer token, else this service's session cookie; refusals are audited).
 A cookie-authenticated state-changing request must be ``application/json``:
 browsers cannot send that cross-site without a CORS preflight this service
 never grants, which (with ``SameSite=Lax``) closes CSRF on the JSON API.
@@ -11,7 +11,7 @@ Responses carry ``Cache-Control: no-store``: some hold a secret or codes.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import msgspec
 from litestar import Controller, Request, delete, get, post
@@ -19,12 +19,12 @@ from litestar.datastructures import ResponseHeader
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from auth_service.errors import BadRequest, DependencyUnavailable, NotAuthenticated
+from auth_service.errors import BadRequest, DependencyUnavailable
 from auth_service.mfa.service import Caller, Enrollment, MfaService, TotpStatus
+from auth_service.observability.client_address import client_address
 from auth_service.resources import Resources
-from auth_service.tokens.guards import identity_of, requires_realm_role
+from auth_service.tokens.guards import authenticate_caller, identity_of, requires_realm_role
 from auth_service.tokens.identity import Authenticated
-from auth_service.tokens.service import bearer_challenge
 
 __all__ = (
     "AdminMfaController",
@@ -33,13 +33,11 @@ __all__ = (
     "MfaController",
     "VerifyIn",
     "VerifyOut",
-    "authenticate_caller",
     "caller_from",
     "mfa_service",
 )
 
 NO_STORE = [ResponseHeader(name="Cache-Control", value="no-store")]
-CallerKind = Literal["bearer", "session"]
 
 
 class CodeIn(msgspec.Struct, forbid_unknown_fields=True):
@@ -77,62 +75,26 @@ def mfa_service(request: Request[Any, Any, Any]) -> MfaService:
     return service
 
 
-def client_ip(request: Request[Any, Any, Any]) -> str | None:
-    """The client address the gateway reports (``X-Real-IP``, first ``X-Forwarded-For``)."""
-    real = request.headers.get("x-real-ip")
-    if real:
-        return real.strip()[:64]
-    forwarded = request.headers.get("x-forwarded-for")
-    if forwarded:
-        return forwarded.split(",")[0].strip()[:64]
-    return request.client.host if request.client else None
-
-
-async def authenticate_caller(request: Request[Any, Any, Any]) -> tuple[Authenticated, CallerKind]:
-    """The caller's identity from a bearer token, else from the session cookie.
-
-    Raises:
-        NotAuthenticated: neither is present or valid (``WWW-Authenticate: Bearer``).
-    """
-    res: Resources = request.app.state.resources
-    authorization = request.headers.get("authorization")
-    if authorization:
-        authenticator = res.components.get("authenticator")
-        if authenticator is None:
-            raise DependencyUnavailable("authentication unavailable", reason="authenticator_down")
-        return await authenticator.authenticate_bearer(authorization), "bearer"
-    sessions = res.components.get("sessions")
-    if sessions is not None:
-        name = sessions.cookie_name
-        session_id = request.cookies.get(name.decode() if isinstance(name, bytes) else name)
-        if session_id:
-            identity: Authenticated = await sessions.resolve(session_id)
-            return identity, "session"
-    raise NotAuthenticated(
-        "a bearer token or a session is required",
-        headers={"WWW-Authenticate": bearer_challenge()},
-    )
-
-
 def caller_from(request: Request[Any, Any, Any], auth: Authenticated) -> Caller:
-    """`Caller` facts of this request."""
+    """`Caller` facts of this request (client address by the ``AUTH_TRUSTED_PROXIES`` rule)."""
+    res: Resources = request.app.state.resources
     client = auth.raw.get("azp") or auth.raw.get("client_id")
     return Caller(
         subject=auth.subject,
         sid=auth.claims.sid,
         username=auth.claims.username or auth.subject,
         client_id=str(client) if client else None,
-        source_ip=client_ip(request),
+        source_ip=client_address(request.scope, res.settings.trusted_proxies),
         user_agent=(request.headers.get("user-agent") or "")[:256] or None,
     )
 
 
 async def _json_caller(request: Request[Any, Any, Any]) -> Caller:
-    auth, kind = await authenticate_caller(request)
+    auth = await authenticate_caller(request)
     unsafe = request.method not in ("GET", "HEAD")
-    if kind == "session" and unsafe and request.content_type[0] != "application/json":
+    if auth.kind == "session" and unsafe and request.content_type[0] != "application/json":
         raise BadRequest("send application/json", reason="unsupported_media_type")
-    return caller_from(request, auth)
+    return caller_from(request, auth.identity)
 
 
 class MfaController(Controller):

@@ -24,7 +24,8 @@ one failure window after its first slot (a fixed window).
 The per-address limit (one source address guessing for many users) stays a
 plain failure counter: its lock is checked by the same reservation script and
 a failure is counted after the check. The address is whatever the caller hands
-in (`auth_service.mfa.controllers.client_ip`).
+in: the client address by the ``AUTH_TRUSTED_PROXIES`` rule
+(`auth_service.observability.client_address`), never a header a client can set.
 
 The lock keys hold their end time from the service clock and expire in Redis a
 little later: the clock decides (tests move it), the TTL only collects garbage.

@@ -4,13 +4,12 @@ Plain forms posting back to the same path. The caller is identified like the
 JSON API (session cookie or bearer token); an unauthenticated browser is sent
 to ``/auth/login?rd=<this page>``.
 
-CSRF: double-submit, bound to the caller. A GET sets the cookie
-``auth_mfa_csrf`` (``__Host-`` prefixed on https; ``HttpOnly``,
-``SameSite=Strict``) holding a random nonce, and the form carries
-``nonce.HMAC(k, binding | nonce)`` where ``binding`` is the caller's sid (or
-subject) and ``k`` is derived from the first ``AUTH_SECRET_KEYS`` key. A POST
-must carry both, agreeing, and the MAC must match the caller: a cross-site
-page can neither read the cookie nor compute the MAC for someone else's sid.
+CSRF: the service's one scheme (`auth_service.sessions.csrf`): each form
+carries a ``csrf_token`` bound to the caller's session (or, for a bearer
+caller, its sid), checked before anything else of a POST.
+
+``rd``: checked by the login's rule (`auth_service.oidc.redirects`) on every
+GET and POST, before a code is looked at; a refused value is a 400.
 
 Every page answers with a CSP without scripts (``default-src 'none'``,
 ``frame-ancestors 'none'``), ``Cache-Control: no-store`` (the setup page holds
@@ -20,13 +19,10 @@ the secret, the confirmation page the recovery codes) and
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
-import secrets
+from dataclasses import dataclass
 from html import escape
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from litestar import Controller, Request, Response, get, post
 from litestar.params import FromQuery
@@ -34,11 +30,14 @@ from litestar.response import Redirect
 
 from auth_service.config import Settings
 from auth_service.errors import AuthError, NotAuthenticated
-from auth_service.mfa.controllers import authenticate_caller, caller_from, mfa_service
+from auth_service.mfa.controllers import caller_from, mfa_service
 from auth_service.mfa.service import Caller
+from auth_service.oidc.redirects import redirect_target
 from auth_service.resources import Resources
+from auth_service.sessions.csrf import CsrfTokens
+from auth_service.tokens.guards import CallerAuth, authenticate_caller
 
-__all__ = ("MfaPages", "csrf_token", "safe_redirect")
+__all__ = ("MfaPages",)
 
 PAGE_HEADERS = {
     "Content-Security-Policy": (
@@ -49,68 +48,6 @@ PAGE_HEADERS = {
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
 }
-_CSRF_INFO = b"auth-service/mfa-csrf/v1"
-
-
-def _csrf_key(settings: Settings) -> bytes:
-    return hmac.new(settings.secret_keys[0].key, _CSRF_INFO, hashlib.sha256).digest()
-
-
-def _b64(data: bytes) -> str:
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
-
-
-def _binding(caller: Caller) -> bytes:
-    return (f"sid:{caller.sid}" if caller.sid else f"sub:{caller.subject}").encode()
-
-
-def csrf_token(settings: Settings, caller: Caller, nonce: str) -> str:
-    """The form token for ``nonce`` (the cookie value) bound to ``caller``."""
-    mac = hmac.new(_csrf_key(settings), _binding(caller) + b"|" + nonce.encode(), hashlib.sha256)
-    return f"{nonce}.{_b64(mac.digest())}"
-
-
-def _csrf_ok(settings: Settings, caller: Caller, cookie: str | None, token: str) -> bool:
-    if not cookie or "." not in token:
-        return False
-    nonce = token.partition(".")[0]
-    expected = csrf_token(settings, caller, cookie)
-    return hmac.compare_digest(nonce.encode(), cookie.encode()) and hmac.compare_digest(
-        token.encode(), expected.encode()
-    )
-
-
-def _host_allowed(host: str, allowed: tuple[str, ...]) -> bool:
-    for pattern in allowed:
-        pattern = pattern.lower()
-        if pattern.startswith("*.") and host.endswith(pattern[1:]) and host != pattern[2:]:
-            return True
-        if host == pattern:
-            return True
-    return False
-
-
-def safe_redirect(settings: Settings, rd: str | None) -> str:
-    """``rd`` when relative or on an allowed host (or this service), else the public URL."""
-    fallback = f"{settings.public_url}/"
-    if not rd or "\\" in rd or any(ord(c) < 0x20 for c in rd):
-        return fallback
-    if rd.startswith("/") and not rd.startswith("//"):
-        return rd
-    parts = urlsplit(rd)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in ("http", "https") or not host:
-        return fallback
-    own = (urlsplit(settings.public_url).hostname or "").lower()
-    if host == own or _host_allowed(host, settings.allowed_redirect_hosts):
-        return rd
-    return fallback
-
-
-def _cookie_name(settings: Settings) -> str:
-    return "__Host-auth_mfa_csrf" if settings.public_url.startswith("https:") else "auth_mfa_csrf"
-
-
 _STYLE_FREE_PAGE = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"></head>
@@ -118,6 +55,14 @@ _STYLE_FREE_PAGE = """<!doctype html>
 {body}
 </main></body></html>
 """
+
+
+@dataclass(frozen=True, slots=True)
+class _Visitor:
+    """The caller of a page and what its CSRF tokens are bound to."""
+
+    caller: Caller
+    csrf_binding: str
 
 
 class MfaPages(Controller):
@@ -132,57 +77,58 @@ class MfaPages(Controller):
         self, request: Request[Any, Any, Any], rd: FromQuery[str | None] = None
     ) -> Response[Any]:
         """The form to enter a TOTP or recovery code for the current session."""
-        caller = await self._caller(request)
-        if isinstance(caller, Response):
-            return caller
-        status = await mfa_service(request).status(caller.subject)
+        self._target(request, rd)
+        visitor = await self._visitor(request)
+        if isinstance(visitor, Response):
+            return visitor
+        status = await mfa_service(request).status(visitor.caller.subject)
         if not status.enrolled:
             link = "/auth/mfa/setup" + (f"?rd={quote(rd, safe='')}" if rd else "")
             body = (
                 "<p>You have no authenticator app set up.</p>"
                 f'<p><a href="{escape(link)}">Set one up</a></p>'
             )
-            return self._page(request, "Two-factor authentication", body)
-        return self._prompt(request, caller, rd)
+            return self._page("Two-factor authentication", body)
+        return self._prompt(request, visitor, rd)
 
     @post("/", status_code=200)
     async def submit(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """Check the submitted code; 303 to ``rd`` on success, the form again otherwise."""
-        caller = await self._caller(request)
-        if isinstance(caller, Response):
-            return caller
+        visitor = await self._visitor(request)
+        if isinstance(visitor, Response):
+            return visitor
         form = await request.form()
         rd = _field(form, "rd")
-        if not self._csrf(request, caller, _field(form, "csrf")):
+        target = self._target(request, rd)  # before the code: a refused rd spends nothing
+        if not self._csrf_ok(request, visitor, _field(form, "csrf_token")):
             return self._prompt(
-                request, caller, rd, error="The form expired; try again.", status=403
+                request, visitor, rd, error="The form expired; try again.", status=403
             )
         code, recovery = _field(form, "code").strip(), _field(form, "recovery_code").strip()
         try:
             await mfa_service(request).verify(
-                caller, code=code or None, recovery_code=None if code else recovery or None
+                visitor.caller, code=code or None, recovery_code=None if code else recovery or None
             )
         except AuthError as exc:
             return self._prompt(
-                request, caller, rd, error=_message(exc), status=exc.status, headers=exc.headers
+                request, visitor, rd, error=_message(exc), status=exc.status, headers=exc.headers
             )
-        return Redirect(safe_redirect(self._settings(request), rd), status_code=303)
+        return Redirect(target, status_code=303)
 
     def _prompt(
         self,
         request: Request[Any, Any, Any],
-        caller: Caller,
+        visitor: _Visitor,
         rd: str | None,
         *,
         error: str | None = None,
         status: int = 200,
         headers: dict[str, str] | None = None,
     ) -> Response[Any]:
-        token, cookie = self._csrf_pair(request, caller)
         body = (
             _error(error)
             + '<form method="post" action="/auth/mfa">'
-            + f'<input type="hidden" name="csrf" value="{escape(token)}">'
+            + self._csrf_field(request, visitor)
             + f'<input type="hidden" name="rd" value="{escape(rd or "")}">'
             + '<p><label>Code from your authenticator app <input name="code" '
             + 'inputmode="numeric" autocomplete="one-time-code" pattern="[0-9 ]*" autofocus>'
@@ -191,14 +137,7 @@ class MfaPages(Controller):
             + "</label></p>"
             + '<p><button type="submit">Verify</button></p></form>'
         )
-        return self._page(
-            request,
-            "Two-factor authentication",
-            body,
-            status=status,
-            headers=headers,
-            cookie=cookie,
-        )
+        return self._page("Two-factor authentication", body, status=status, headers=headers)
 
     # -- enrollment ----------------------------------------------------------------------
 
@@ -207,15 +146,16 @@ class MfaPages(Controller):
         self, request: Request[Any, Any, Any], rd: FromQuery[str | None] = None
     ) -> Response[Any]:
         """QR code and manual key of a pending enrollment (created when none is pending)."""
-        caller = await self._caller(request)
-        if isinstance(caller, Response):
-            return caller
-        return await self._setup(request, caller, rd)
+        self._target(request, rd)
+        visitor = await self._visitor(request)
+        if isinstance(visitor, Response):
+            return visitor
+        return await self._setup(request, visitor, rd)
 
     async def _setup(
         self,
         request: Request[Any, Any, Any],
-        caller: Caller,
+        visitor: _Visitor,
         rd: str | None,
         *,
         error: str | None = None,
@@ -223,11 +163,10 @@ class MfaPages(Controller):
         headers: dict[str, str] | None = None,
     ) -> Response[Any]:
         service = mfa_service(request)
-        if (await service.status(caller.subject)).enrolled:
+        if (await service.status(visitor.caller.subject)).enrolled:
             body = "<p>Your authenticator app is already set up.</p>"
-            return self._page(request, "Set up two-factor authentication", body, status=409)
-        enrollment = await service.pending_or_new(caller)
-        token, cookie = self._csrf_pair(request, caller)
+            return self._page("Set up two-factor authentication", body, status=409)
+        enrollment = await service.pending_or_new(visitor.caller)
         key = " ".join(enrollment.secret[i : i + 4] for i in range(0, len(enrollment.secret), 4))
         body = (
             _error(error)
@@ -235,48 +174,41 @@ class MfaPages(Controller):
             + f'<figure id="qr">{enrollment.qr_svg}</figure>'
             + f'<p>or enter this key by hand: <code id="manual-key">{escape(key)}</code></p>'
             + '<form method="post" action="/auth/mfa/setup">'
-            + f'<input type="hidden" name="csrf" value="{escape(token)}">'
+            + self._csrf_field(request, visitor)
             + f'<input type="hidden" name="rd" value="{escape(rd or "")}">'
             + '<p><label>Code shown by the app <input name="code" inputmode="numeric" '
             + 'autocomplete="one-time-code" pattern="[0-9 ]*" required></label></p>'
             + '<p><button type="submit">Confirm</button></p></form>'
         )
-        return self._page(
-            request,
-            "Set up two-factor authentication",
-            body,
-            status=status,
-            headers=headers,
-            cookie=cookie,
-        )
+        return self._page("Set up two-factor authentication", body, status=status, headers=headers)
 
     @post("/setup", status_code=200)
     async def confirm(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """Confirm the enrollment; shows the recovery codes once."""
-        caller = await self._caller(request)
-        if isinstance(caller, Response):
-            return caller
+        visitor = await self._visitor(request)
+        if isinstance(visitor, Response):
+            return visitor
         form = await request.form()
         rd = _field(form, "rd")
-        if not self._csrf(request, caller, _field(form, "csrf")):
+        target = self._target(request, rd)
+        if not self._csrf_ok(request, visitor, _field(form, "csrf_token")):
             return await self._setup(
-                request, caller, rd, error="The form expired; try again.", status=403
+                request, visitor, rd, error="The form expired; try again.", status=403
             )
         try:
-            codes = await mfa_service(request).confirm(caller, _field(form, "code"))
+            codes = await mfa_service(request).confirm(visitor.caller, _field(form, "code"))
         except AuthError as exc:
             return await self._setup(
-                request, caller, rd, error=_message(exc), status=exc.status, headers=exc.headers
+                request, visitor, rd, error=_message(exc), status=exc.status, headers=exc.headers
             )
         items = "".join(f"<li><code>{escape(c)}</code></li>" for c in codes)
-        target = safe_redirect(self._settings(request), rd)
         body = (
             "<p>Two-factor authentication is on. Keep these recovery codes somewhere safe; "
             "each works once, and they are not shown again.</p>"
             + f'<ol id="recovery-codes">{items}</ol>'
             + f'<p><a href="/auth/mfa?rd={escape(quote(target, safe=""))}">Continue</a></p>'
         )
-        return self._page(request, "Recovery codes", body)
+        return self._page("Recovery codes", body)
 
     # -- helpers -------------------------------------------------------------------------
 
@@ -285,9 +217,14 @@ class MfaPages(Controller):
         res: Resources = request.app.state.resources
         return res.settings
 
-    async def _caller(self, request: Request[Any, Any, Any]) -> Caller | Response[Any]:
+    def _target(self, request: Request[Any, Any, Any], rd: str | None) -> str:
+        """Where to go afterwards: the login's rule, 400 ``invalid_redirect`` when refused."""
+        settings = self._settings(request)
+        return redirect_target(rd, settings.allowed_redirect_hosts, settings.public_url)
+
+    async def _visitor(self, request: Request[Any, Any, Any]) -> _Visitor | Response[Any]:
         try:
-            auth, _ = await authenticate_caller(request)
+            auth: CallerAuth = await authenticate_caller(request)
         except NotAuthenticated:
             settings = self._settings(request)
             here = f"{settings.public_url}{request.url.path}"
@@ -297,43 +234,34 @@ class MfaPages(Controller):
                 login = f"{settings.public_url}/auth/login?rd={quote(here, safe='')}"
                 return Redirect(login, status_code=302)
             raise
-        return caller_from(request, auth)
+        return _Visitor(caller_from(request, auth.identity), auth.csrf_binding)
 
-    def _csrf_pair(self, request: Request[Any, Any, Any], caller: Caller) -> tuple[str, str]:
-        settings = self._settings(request)
-        nonce = request.cookies.get(_cookie_name(settings)) or _b64(secrets.token_bytes(32))
-        return csrf_token(settings, caller, nonce), nonce
+    @staticmethod
+    def _csrf(request: Request[Any, Any, Any]) -> CsrfTokens:
+        res: Resources = request.app.state.resources
+        csrf: CsrfTokens = res.components["csrf"]  # registered by start_sessions, always
+        return csrf
 
-    def _csrf(self, request: Request[Any, Any, Any], caller: Caller, token: str) -> bool:
-        settings = self._settings(request)
-        return _csrf_ok(settings, caller, request.cookies.get(_cookie_name(settings)), token)
+    def _csrf_field(self, request: Request[Any, Any, Any], visitor: _Visitor) -> str:
+        token = self._csrf(request).issue(visitor.csrf_binding)
+        return f'<input type="hidden" name="csrf_token" value="{escape(token)}">'
 
+    def _csrf_ok(self, request: Request[Any, Any, Any], visitor: _Visitor, token: str) -> bool:
+        return self._csrf(request).verify(visitor.csrf_binding, token)
+
+    @staticmethod
     def _page(
-        self,
-        request: Request[Any, Any, Any],
         title: str,
         body: str,
         *,
         status: int = 200,
         headers: dict[str, str] | None = None,
-        cookie: str | None = None,
     ) -> Response[Any]:
         html = _STYLE_FREE_PAGE.format(title=escape(title), body=body)
         extra = {k: v for k, v in (headers or {}).items() if k.lower() == "retry-after"}
-        response: Response[Any] = Response(
+        return Response(
             html, status_code=status, media_type="text/html", headers={**PAGE_HEADERS, **extra}
         )
-        if cookie is not None:
-            settings = self._settings(request)
-            response.set_cookie(
-                _cookie_name(settings),
-                cookie,
-                path="/",
-                httponly=True,
-                samesite="strict",
-                secure=settings.public_url.startswith("https:"),
-            )
-        return response
 
 
 def _field(form: Any, name: str) -> str:

@@ -14,7 +14,7 @@ families when ``/metrics`` is scraped.
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Generic, TypeVar
 
 from prometheus_client import (
@@ -215,11 +215,38 @@ class Metrics:
             "auth_mfa_failures_total", "Rejected TOTP or recovery codes.", registry=r
         )
         self.mfa_lockouts = Counter("auth_mfa_lockouts_total", "MFA lockouts.", registry=r)
+        # Dependency state for alerts (deploy/observability): 0 or 1 per worker, so
+        # the whole-server scrape (gauges summed over live workers) counts the
+        # workers in that state. Read from the state itself when scraped (see
+        # `watch_dependencies`): nothing on the request path, nothing to drift.
+        self.idp_unreachable = Gauge(
+            "auth_idp_unreachable_workers",
+            "Workers whose last reachability check of the IdP (its discovery document, "
+            "every 10 s) failed, or that have not checked yet.",
+            registry=r,
+        )
+        self.revocations_unsynced = Gauge(
+            "auth_revocations_unsynced_workers",
+            "Workers whose revocation mirror is not subscribed and reloaded from Redis.",
+            registry=r,
+        )
 
         self.workers: WorkerMetrics | None = None
         if shared_dir is not None:
             self.workers = WorkerMetrics(r, shared_dir)
             self.workers.start()
+
+    def watch_dependencies(
+        self, *, idp_reachable: Callable[[], bool], revocations_synced: Callable[[], bool]
+    ) -> None:
+        """Base the dependency gauges on these state readers.
+
+        They are called whenever the registry is collected: at a scrape, and from
+        the snapshot publisher's thread (`auth_service.observability.worker_metrics`),
+        so they must only read a flag (no I/O, no awaiting, nothing that mutates).
+        """
+        self.idp_unreachable.set_function(lambda: 0.0 if idp_reachable() else 1.0)
+        self.revocations_unsynced.set_function(lambda: 0.0 if revocations_synced() else 1.0)
 
     def render(self) -> bytes:
         """Prometheus text format: every worker's metrics merged, or this process's."""

@@ -22,6 +22,7 @@ from litestar.params import FromQuery
 from litestar.status_codes import HTTP_200_OK
 from redis.exceptions import RedisError
 
+from auth_service.config import Settings
 from auth_service.errors import (
     AuthError,
     BadRequest,
@@ -29,6 +30,7 @@ from auth_service.errors import (
     TooManyAttempts,
     problem_body,
 )
+from auth_service.observability.client_address import client_address
 from auth_service.observability.request_id import request_id
 from auth_service.oidc.flows import (
     BrowserLogin,
@@ -38,12 +40,13 @@ from auth_service.oidc.flows import (
     LoginResult,
 )
 from auth_service.oidc.pages import REDIRECT_HEADERS, error_page, logout_page
+from auth_service.oidc.redirects import redirect_target
 from auth_service.policy import normalize_path
 from auth_service.sessions.csrf import CsrfTokens
 from auth_service.sessions.resolver import SessionResolver
 from auth_service.stores.rate_limit import FixedWindowLimiter
+from auth_service.tokens.guards import authenticate_caller
 from auth_service.tokens.identity import Authenticated
-from auth_service.tokens.service import Authenticator
 
 __all__ = ("BrowserLoginController", "UserInfo")
 
@@ -80,7 +83,8 @@ def provide_sessions(state: State) -> SessionResolver:
 
 
 def _client(request: Request[Any, Any, Any]) -> ClientInfo:
-    ip = request.client.host if request.client else None
+    settings: Settings = request.app.state.settings
+    ip = client_address(request.scope, settings.trusted_proxies)
     return ClientInfo(ip=ip, user_agent=(request.headers.get("user-agent") or "")[:512] or None)
 
 
@@ -202,18 +206,10 @@ class BrowserLoginController(Controller):
         return _redirect(await _after_login(request, result), [cookie])
 
     @get("/userinfo")
-    async def userinfo(
-        self, request: Request[Any, Any, Any], sessions: NamedDependency[SessionResolver]
-    ) -> Response[UserInfo]:
+    async def userinfo(self, request: Request[Any, Any, Any]) -> Response[UserInfo]:
         """The caller's identity, from a bearer token or the session cookie."""
-        authenticator: Authenticator = request.app.state.resources.components["authenticator"]
-        header = request.headers.get("authorization")
-        session_id = request.cookies.get(sessions.cookie)
-        if header is not None or not session_id:
-            auth = await authenticator.authenticate_bearer(header)
-        else:
-            auth = await sessions.resolve(session_id)
-        return Response(_userinfo(request, auth), headers={"Cache-Control": "no-store"})
+        caller = await authenticate_caller(request)
+        return Response(_userinfo(request, caller.identity), headers={"Cache-Control": "no-store"})
 
     @get("/logout")
     async def logout(
@@ -311,6 +307,8 @@ async def _after_login(request: Request[Any, Any, Any], result: LoginResult) -> 
     """
     res = request.app.state.resources
     public = res.settings.public_url
+    # Checked when the login started; checked again by the same rule before it is used.
+    redirect_to = redirect_target(result.redirect_to, res.settings.allowed_redirect_hosts, public)
     needs_mfa = False
     mfa_service = res.components.get("mfa_service")
     if mfa_service is not None:
@@ -320,11 +318,11 @@ async def _after_login(request: Request[Any, Any, Any], result: LoginResult) -> 
             needs_mfa = False
     holder = res.components.get("policy")
     if not needs_mfa and holder is not None:
-        target = urlsplit(urljoin(public + "/", result.redirect_to))
+        target = urlsplit(urljoin(public + "/", redirect_to))
         path = normalize_path(target.path or "/")
         if path is not None:
             match = holder.current.match("GET", target.hostname or "", path)
             needs_mfa = match is not None and match.rule.require_mfa
     if needs_mfa:
-        return f"{public}/auth/mfa?rd={quote(result.redirect_to, safe='')}"
-    return result.redirect_to
+        return f"{public}/auth/mfa?rd={quote(redirect_to, safe='')}"
+    return redirect_to

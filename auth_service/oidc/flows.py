@@ -52,7 +52,7 @@ from redis.asyncio import Redis
 from auth_service.config import Settings
 from auth_service.errors import AuthError, BadRequest, DependencyUnavailable
 from auth_service.oidc.provider import OIDCProvider, idp_headers
-from auth_service.oidc.redirects import safe_redirect
+from auth_service.oidc.redirects import redirect_target
 from auth_service.sessions.refresh import RefreshRefused, RefreshUnavailable
 from auth_service.sessions.resolver import AuditSink
 from auth_service.sessions.store import IdPTokens, SessionStore
@@ -190,12 +190,7 @@ class BrowserLogin:
 
     def safe_target(self, rd: str | None) -> str:
         """``rd`` as an absolute URL if it is allowed (default: the public URL), else 400."""
-        target = safe_redirect(
-            rd or "/", self.settings.allowed_redirect_hosts, self.settings.public_url
-        )
-        if target is None:
-            raise BadRequest("the return URL is not allowed", reason="invalid_redirect")
-        return f"{self.settings.public_url}{target}" if target.startswith("/") else target
+        return redirect_target(rd, self.settings.allowed_redirect_hosts, self.settings.public_url)
 
     def _emit(self, type: str, outcome: str, client: ClientInfo, **fields: Any) -> None:
         if self.audit is not None:

@@ -1,11 +1,16 @@
-"""CSRF tokens for this service's HTML forms, bound to the browser session.
+"""CSRF tokens: the one scheme of every HTML form of this service.
 
-A token is ``HMAC-SHA256(k, "csrf:" + SHA-256(session id))`` in base64url, with
-``k`` derived from each ``AUTH_SECRET_KEYS`` entry. It is stateless (no Redis
-write per page), useless without the session it was issued for, and survives
-a key rotation because every configured key is tried on verification. Forms
-carry it in a hidden ``csrf_token`` field; handlers of state-changing POSTs call
-`CsrfTokens.verify` before doing anything.
+A token is ``HMAC-SHA256(k, "csrf:" + SHA-256(binding))`` in base64url, with
+``k`` derived from each ``AUTH_SECRET_KEYS`` entry. The binding is the browser
+session id (the secret value of the ``HttpOnly`` session cookie) for a caller
+authenticated by the session cookie, and the token's sid (or subject) for a
+caller that sent a bearer token, which a cross-site form cannot send
+(`auth_service.tokens.guards.CallerAuth.csrf_binding`). A token is stateless
+(no Redis write per page), useless without the session it was issued for, and
+survives a key rotation because every configured key is tried on
+verification. Forms carry it in a hidden ``csrf_token`` field; handlers of
+state-changing POSTs (the sign-out form, the MFA code form, the MFA setup
+confirmation) call `CsrfTokens.verify` before doing anything.
 """
 
 from __future__ import annotations
@@ -32,16 +37,16 @@ class CsrfTokens:
         ]
 
     @staticmethod
-    def _mac(key: bytes, session_id: str) -> str:
-        digest = hmac.new(key, b"csrf:" + session_hash(session_id).encode(), hashlib.sha256)
+    def _mac(key: bytes, binding: str) -> str:
+        digest = hmac.new(key, b"csrf:" + session_hash(binding).encode(), hashlib.sha256)
         return base64.urlsafe_b64encode(digest.digest()).rstrip(b"=").decode()
 
-    def issue(self, session_id: str) -> str:
-        """The CSRF token for forms shown to this session."""
-        return self._mac(self._keys[0], session_id)
+    def issue(self, binding: str) -> str:
+        """The CSRF token for forms shown to this binding (a session id, see above)."""
+        return self._mac(self._keys[0], binding)
 
-    def verify(self, session_id: str | None, token: str | None) -> bool:
-        """Whether ``token`` was issued for ``session_id`` (constant-time)."""
-        if not session_id or not token or len(token) > 128:
+    def verify(self, binding: str | None, token: str | None) -> bool:
+        """Whether ``token`` was issued for ``binding`` (constant-time; empty never matches)."""
+        if not binding or not token or len(token) > 128:
             return False
-        return any(hmac.compare_digest(self._mac(k, session_id), token) for k in self._keys)
+        return any(hmac.compare_digest(self._mac(k, binding), token) for k in self._keys)

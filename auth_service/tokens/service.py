@@ -152,15 +152,6 @@ class Authenticator:
             raise TokenRejected("token_revoked", _DESCRIPTIONS["token_revoked"])
         return key, hit
 
-    async def authenticate_bearer(self, authorization_header: str | None) -> Authenticated:
-        """Authenticate an ``Authorization`` header (this service's own API endpoints)."""
-        scheme, _, token = (authorization_header or "").strip().partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise NotAuthenticated(
-                "a bearer token is required", headers={"WWW-Authenticate": bearer_challenge()}
-            )
-        return await self.authenticate(token.strip())
-
     async def authenticate(self, token: str) -> Authenticated:
         """Verify ``token`` (using the cache when possible)."""
         hit = self.cached(token)

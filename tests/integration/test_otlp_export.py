@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import threading
+import urllib.request
 from collections.abc import Iterator
 from concurrent import futures
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import grpc
-import httpx
 import pytest
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 
@@ -78,8 +78,13 @@ def grpc_receiver() -> Iterator[tuple[str, _Received]]:
 def _traced_request(env: dict[str, str], got: _Received) -> None:
     env = {**env, "OTEL_BSP_SCHEDULE_DELAY": "50"}
     with ServiceProcess(env) as svc:
-        r = httpx.get(f"{svc.url}/health/live", headers={"traceparent": TRACEPARENT})
-        assert r.status_code == 200
+        # urllib, not httpx: an earlier test's in-process app may have instrumented httpx,
+        # whose client span would replace this traceparent with its own.
+        request = urllib.request.Request(
+            f"{svc.url}/health/live", headers={"traceparent": TRACEPARENT}
+        )
+        with urllib.request.urlopen(request, timeout=10) as r:  # noqa: S310 - loopback URL
+            assert r.status == 200
         wait_until(lambda: TRACE_ID in got.trace_ids, 15, "the span at the receiver")
 
 

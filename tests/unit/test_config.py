@@ -77,6 +77,8 @@ def test_every_missing_required_setting_is_reported_at_once() -> None:
         ("AUTH_OIDC_LEEWAY", "120"),
         ("AUTH_LOG_FORMAT", "xml"),
         ("AUTH_CLAIM_HEADERS", "tenant_id=Bad Header"),
+        ("AUTH_TRUSTED_PROXIES", "10.0.0.0/8,gateway.internal"),
+        ("AUTH_TRUSTED_PROXIES", "10.0.0.0/33"),
     ],
 )
 def test_invalid_value_names_the_variable(var: str, value: str) -> None:
@@ -84,6 +86,13 @@ def test_invalid_value_names_the_variable(var: str, value: str) -> None:
     lines = problems({**VALID, var: value})
     assert len(lines) == 1
     assert lines[0].startswith(f"{var}:")
+
+
+def test_trusted_proxies_default_and_list() -> None:
+    """``AUTH_TRUSTED_PROXIES`` defaults to this host and takes a comma list of CIDRs."""
+    assert load_settings(VALID, env_file=False).trusted_proxies == ("127.0.0.0/8", "::1")
+    s = load_settings({**VALID, "AUTH_TRUSTED_PROXIES": "10.0.0.0/8, fd00::/8"}, env_file=False)
+    assert s.trusted_proxies == ("10.0.0.0/8", "fd00::/8")
 
 
 def test_secret_values_never_appear_in_problems() -> None:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
@@ -58,18 +60,14 @@ class FakeIdentity:
 
     subject: str
     realm_roles: frozenset[str]
+    claims: Any = field(default_factory=lambda: SimpleNamespace(client_id=None))
 
 
 class FakeAuthenticator:
-    """Stand-in for the token service: ``Bearer <sub>:<role>,<role>`` is a valid token."""
+    """Stand-in for the token service: the bearer token ``<sub>:<role>,<role>`` is valid."""
 
-    async def authenticate_bearer(self, authorization_header: str | None) -> FakeIdentity:
-        if not authorization_header or not authorization_header.startswith("Bearer "):
-            raise NotAuthenticated(
-                "bearer token required",
-                headers={"WWW-Authenticate": 'Bearer realm="auth-service"'},
-            )
-        sub, _, roles = authorization_header[7:].partition(":")
+    async def authenticate(self, token: str) -> FakeIdentity:
+        sub, _, roles = token.partition(":")
         if not sub:
             raise NotAuthenticated("invalid token", reason="invalid_token")
         return FakeIdentity(sub, frozenset(r for r in roles.split(",") if r))

@@ -33,6 +33,7 @@ from auth_service.mfa import ROUTE_HANDLERS, start_mfa
 from auth_service.resources import Resources
 from auth_service.tokens.identity import Authenticated
 from tests.fakes.keycloak import FakeKeycloak
+from tests.support.peer import FromPeer
 from tests.support.processes import eventually
 
 T = TypeVar("T")
@@ -148,7 +149,8 @@ async def mfa_app(
     if "/mfa/totp" not in paths:
         for handler in ROUTE_HANDLERS:
             app.register(handler)
-    async with AsyncTestClient(app, base_url="http://auth.test") as client:
+    # Requests arrive from a gateway on this host, so the users' X-Real-IP is believed.
+    async with AsyncTestClient(FromPeer(app), base_url="http://auth.test") as client:
         components = app.state.resources.components
         await eventually(
             lambda: (

@@ -98,12 +98,12 @@ async def test_browser_session_redirected_to_mfa_page_then_allowed(
 
         page = await c.get(f"/auth/mfa?rd={quote(PAYMENTS, safe='')}")  # by session cookie
         assert page.status_code == 200
-        csrf = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
         assert csrf is not None
         svc.clock.advance(30)
         r = await c.post(
             "/auth/mfa",
-            data={"csrf": csrf[1], "rd": PAYMENTS, "code": user.code(svc.clock)},
+            data={"csrf_token": csrf[1], "rd": PAYMENTS, "code": user.code(svc.clock)},
             follow_redirects=False,
         )
         assert r.status_code == 303, r.text

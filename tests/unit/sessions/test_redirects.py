@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from auth_service.oidc.redirects import MAX_REDIRECT_LENGTH, safe_redirect
+from auth_service.errors import BadRequest
+from auth_service.oidc.redirects import MAX_REDIRECT_LENGTH, redirect_target, safe_redirect
 
 ALLOWED = ("app.test", "*.example.com")
 PUBLIC = "https://auth.example.org"
@@ -49,6 +50,16 @@ REFUSED = [
     "/caf\u00e9",
     "https://[::1]/",
     "https://app.test:99999/",
+    "https://app.test:-1/",
+    "https://app.test:0x50/",
+    "/%2f%2fevil.com",
+    "/\uff0fevil.com",
+    "\uff0f\uff0fevil.com",
+    "https://evil.com\uff0f@app.test/",
+    "/x\r\n",
+    "/x\u2028y",
+    "http://evil.com%00.app.test/",
+    "https://app.test\\@evil.com/",
     "/" + "a" * MAX_REDIRECT_LENGTH,
     "",
     "orders/1",
@@ -87,3 +98,18 @@ def test_none_is_refused() -> None:
 def test_at_least_twenty_payloads() -> None:
     """The issue asks for at least 20 refused payloads."""
     assert len(REFUSED) >= 20
+
+
+def test_redirect_target_absolute_default_and_400() -> None:
+    """`redirect_target`: relative → absolute on the public URL, none → the public URL,
+    a refused value → 400 ``invalid_redirect`` (never a value a header cannot carry)."""
+    assert redirect_target("/orders/1", ALLOWED, PUBLIC) == f"{PUBLIC}/orders/1"
+    assert redirect_target(None, ALLOWED, PUBLIC) == f"{PUBLIC}/"
+    assert redirect_target("", ALLOWED, PUBLIC) == f"{PUBLIC}/"
+    assert redirect_target("https://app.test/x", ALLOWED, PUBLIC) == "https://app.test/x"
+    for value in REFUSED:
+        if not value:
+            continue
+        with pytest.raises(BadRequest) as caught:
+            redirect_target(value, ALLOWED, PUBLIC)
+        assert caught.value.reason == "invalid_redirect"
