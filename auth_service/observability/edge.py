@@ -83,7 +83,11 @@ class EdgeMiddleware:
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if scope["type"] == "lifespan":  # the worker stops: write the last lines
+                    access_log.flush()
             return
         rid = request_id(scope)
         rid_header = (b"x-request-id", rid.encode("ascii"))

@@ -105,3 +105,20 @@ def test_console_format_goes_through_structlog() -> None:
     out = buf.getvalue()
     assert "request" in out and "/authz/auth-request" in out
     assert not out.startswith("{")
+
+
+async def test_lines_are_written_when_the_lifespan_ends() -> None:
+    """A worker that stops (lifespan shutdown) writes its buffered lines first."""
+    from auth_service.observability.edge import EdgeMiddleware
+    from auth_service.observability.metrics import Metrics
+
+    stream = _BinaryStream()
+    configure_logging(fmt="json", level="info", stream=stream, cache=False)
+
+    async def lifespan_app(scope: object, receive: object, send: object) -> None:
+        _emit(rid="last")  # buffered: the loop has not flushed yet
+        assert stream.lines() == []
+
+    edge = EdgeMiddleware(lifespan_app, metrics=Metrics())  # type: ignore[arg-type]
+    await edge({"type": "lifespan"}, None, None)  # type: ignore[arg-type]
+    assert [line["request_id"] for line in stream.lines()] == ["last"]
