@@ -6,6 +6,10 @@
   ``Host`` and the path after the prefix
 
 Only translation happens here; a request we cannot read is a `GatewayError` (400).
+So is a check that still carries a client-sent ``X-Auth-*`` header (or its
+underscore spelling ``X_Auth_*``): the gateway must strip them, and one that did
+not (stock nginx strips by name only, so a header added later is missed) fails
+closed here instead of letting the header reach the upstream.
 """
 
 from __future__ import annotations
@@ -73,12 +77,22 @@ def _text(headers: Mapping[bytes, bytes], name: bytes) -> str | None:
 _HOST = re.compile(r"[A-Za-z0-9.\-:\[\]_]{1,255}")
 """A host (name, IPv4, ``[IPv6]``) with an optional port; IDNs arrive punycoded."""
 _CONTROL_OR_SPACE = re.compile(r"[\x00-\x20\x7f]")
+_IDENTITY_PREFIXES = frozenset((b"x-auth-", b"x-auth_", b"x_auth-", b"x_auth_"))
+"""Header name prefixes the gateway strips from client requests (lower case, as in ASGI)."""
+
+
+def _unstripped_identity_header(headers: Mapping[bytes, bytes]) -> bool:
+    return any(name[:7] in _IDENTITY_PREFIXES for name in headers)
 
 
 def read_request(
     dialect: Dialect, scope: Mapping[str, Any], headers: Mapping[bytes, bytes]
 ) -> ForwardedRequest:
     """Build the original request from ``scope`` and its headers (lower-case names)."""
+    if _unstripped_identity_header(headers):
+        raise GatewayError(
+            "the check carries a client X-Auth-* header: the gateway must strip them"
+        )
     if dialect is Dialect.FORWARD_AUTH:
         method = _text(headers, b"x-forwarded-method") or "GET"
         scheme = (_text(headers, b"x-forwarded-proto") or "https").lower()
