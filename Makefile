@@ -25,10 +25,11 @@ services:  ## Start the local PostgreSQL and Redis if they are installed but sto
 test: install  ## Run the whole test suite against real PostgreSQL and Redis
 	$(BIN)/pytest -q
 
-lint: install  ## ruff (lint + format check) and mypy --strict
+lint: install  ## ruff (lint + format check), mypy --strict, import-linter contracts
 	$(BIN)/ruff check auth_service tests bench
 	$(BIN)/ruff format --check auth_service tests bench
 	$(BIN)/mypy --strict auth_service
+	$(BIN)/lint-imports --no-cache
 
 fmt: install
 	$(BIN)/ruff check --fix auth_service tests bench

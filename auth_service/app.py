@@ -7,12 +7,15 @@ Request flow::
       └── otherwise → Litestar: routing → controllers → domain services → stores
 
 The lifespan (`auth_service.lifespan`) opens PostgreSQL, Redis and the shared
-HTTP client, and starts the capability services; handlers reach them through
-dependency injection.
+HTTP client, and builds the capability services (`auth_service.services`);
+handlers reach them through the typed ``provide_*`` dependencies of
+`auth_service.deps`.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -21,15 +24,19 @@ from litestar.openapi.config import OpenAPIConfig
 
 from auth_service.audit.controllers import AuditController
 from auth_service.config import Settings
+from auth_service.deps import DEPENDENCIES
 from auth_service.errors import exception_handlers
 from auth_service.health.controllers import HealthController
-from auth_service.lifespan import lifespan
-from auth_service.mfa import ROUTE_HANDLERS as MFA_ROUTES
+from auth_service.lifespan import make_lifespan
+from auth_service.mfa.controllers import AdminMfaController, MfaController
+from auth_service.mfa.pages import MfaPages
 from auth_service.observability.edge import EdgeMiddleware
 from auth_service.observability.logging import configure_logging
 from auth_service.observability.metrics import Metrics
 from auth_service.observability.tracing import configure_tracing, service_version
 from auth_service.oidc.controllers import BrowserLoginController
+from auth_service.openapi import document_problems
+from auth_service.services import Services
 from auth_service.tokens.api import TokenController
 from auth_service.tokens.controllers import jwks
 
@@ -40,6 +47,7 @@ def create_app(
     settings: Settings,
     *,
     idp_http: httpx.AsyncClient | None = None,
+    clock: Callable[[], float] = time.time,
     configure_logs: bool = True,
 ) -> Litestar:
     """Build the service.
@@ -47,6 +55,7 @@ def create_app(
     Args:
         settings: validated settings (`auth_service.config.load_settings`).
         idp_http: HTTP client for IdP calls; tests may pass one with a mock transport.
+        clock: wall clock of the MFA capability; tests pass one they move.
         configure_logs: set up structlog (tests that capture logs configure it themselves).
     """
     if configure_logs:
@@ -60,19 +69,22 @@ def create_app(
             TokenController,
             BrowserLoginController,
             jwks,
-            *MFA_ROUTES,
+            MfaController,
+            AdminMfaController,
+            MfaPages,
         ],
+        dependencies=DEPENDENCIES,
         exception_handlers=exception_handlers,
-        lifespan=[lifespan],
+        lifespan=[make_lifespan(settings, metrics, idp_http=idp_http, clock=clock)],
         openapi_config=OpenAPIConfig(
             title="auth-service", version=service_version(), path="/openapi"
         ),
         debug=False,
         logging_config=None,  # structlog is configured by us; Litestar must not add handlers
     )
+    document_problems(app)
     app.state.settings = settings
     app.state.metrics = metrics
-    app.state.idp_http = idp_http
     edge = EdgeMiddleware(
         app.asgi_handler,  # type: ignore[arg-type]
         metrics=metrics,
@@ -87,5 +99,6 @@ def create_app(
 def _fast_route(app: Litestar, path: str) -> Any:
     """The lean handler for forward-auth paths, once the lifespan has built it."""
     if path.startswith("/authz/"):
-        return getattr(app.state, "forward_auth", None)
+        services: Services | None = getattr(app.state, "services", None)
+        return None if services is None else services.forward_auth
     return None

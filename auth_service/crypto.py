@@ -141,7 +141,3 @@ class SecretBox:
             raise DecryptionError(
                 "secret blob fails authentication (tampered or wrong aad)"
             ) from None
-
-    def needs_reencryption(self, blob: bytes) -> bool:
-        """Whether ``blob`` is under a key other than the first (a rotation leftover)."""
-        return key_id_of(blob) != self._primary

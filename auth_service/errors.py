@@ -26,7 +26,7 @@ import structlog
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
 
-from auth_service.observability.request_id import request_id
+from auth_service.request_id import request_id
 
 __all__ = (
     "PROBLEM_BASE",
@@ -40,8 +40,10 @@ __all__ = (
     "NotFound",
     "Problem",
     "TooManyAttempts",
+    "accepts_html",
     "exception_handlers",
     "problem_body",
+    "problem_response",
 )
 
 PROBLEM_JSON = "application/problem+json"
@@ -176,7 +178,7 @@ def problem_body(
     )
 
 
-def _respond(
+def problem_response(
     request: Request[Any, Any, Any],
     status: int,
     detail: str,
@@ -187,6 +189,14 @@ def _respond(
 ) -> Response[bytes]:
     body = problem_body(status, detail, request_id(request.scope), reason=reason, errors=errors)
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
+
+
+_respond = problem_response
+
+
+def accepts_html(request: Request[Any, Any, Any]) -> bool:
+    """Whether the client takes an HTML page (a browser); everyone else gets problem+json."""
+    return "text/html" in (request.headers.get("accept") or "")
 
 
 def _auth_error(request: Request[Any, Any, Any], exc: AuthError) -> Response[bytes]:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 import asyncpg
 import httpx
@@ -16,9 +18,11 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from auth_service.config import Settings
+from auth_service.observability.metrics import Metrics
 from auth_service.resources import Resources
+from auth_service.services import Services, build_services
 
-__all__ = ("lifespan",)
+__all__ = ("make_lifespan", "redis_client", "worker")
 
 log = structlog.get_logger("auth_service.lifespan")
 
@@ -56,32 +60,53 @@ def _tune_gc() -> None:
     gc.set_threshold(50_000, 50, 100)
 
 
+def make_lifespan(
+    settings: Settings,
+    metrics: Metrics,
+    *,
+    idp_http: httpx.AsyncClient | None = None,
+    clock: Callable[[], float] = time.time,
+) -> Callable[[Litestar], AbstractAsyncContextManager[None]]:
+    """The lifespan of an app built by `auth_service.app.create_app` with these arguments."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        async with worker(settings, metrics, idp_http=idp_http, clock=clock) as services:
+            app.state.resources = services.resources
+            app.state.services = services
+            _tune_gc()
+            log.info("started")
+            yield
+            log.info("stopping")
+
+    return lifespan
+
+
 @contextlib.asynccontextmanager
-async def lifespan(app: Litestar) -> AsyncIterator[None]:
-    """Open the worker's resources, start services, and close everything on shutdown."""
-    settings: Settings = app.state.settings
+async def worker(
+    settings: Settings,
+    metrics: Metrics,
+    *,
+    idp_http: httpx.AsyncClient | None = None,
+    clock: Callable[[], float] = time.time,
+) -> AsyncIterator[Services]:
+    """Open the worker's resources, build its services, and close everything afterwards."""
     # min_size=0: start even when PostgreSQL is down; readiness reports it.
     pg = await asyncpg.create_pool(
         settings.database_url, min_size=0, max_size=settings.db_pool_max, timeout=5.0
     )
     redis = redis_client(settings)
-    owned_http = app.state.idp_http is None
-    http = app.state.idp_http or httpx.AsyncClient(
-        timeout=settings.idp_timeout, limits=httpx.Limits(max_connections=50)
+    owned_http = idp_http is None
+    http = (
+        httpx.AsyncClient(timeout=settings.idp_timeout, limits=httpx.Limits(max_connections=50))
+        if idp_http is None
+        else idp_http
     )
-    res = Resources(settings=settings, metrics=app.state.metrics, pg=pg, redis=redis, http=http)
-    app.state.resources = res
-    stack = contextlib.AsyncExitStack()
+    res = Resources(settings=settings, metrics=metrics, pg=pg, redis=redis, http=http)
     try:
-        from auth_service.wiring import start_services
-
-        await start_services(app, res, stack)
-        _tune_gc()
-        log.info("started")
-        yield
+        async with build_services(res, clock=clock) as services:
+            yield services
     finally:
-        log.info("stopping")
-        await stack.aclose()
         if owned_http:
             await http.aclose()
         await redis.aclose()

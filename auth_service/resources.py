@@ -1,26 +1,31 @@
 """Process-wide resources the lifespan opens and closes, reached through `app.state`.
 
-Handlers receive them by dependency injection (`provide_resources`); nothing
+Handlers receive them by dependency injection (`provide_resources`); the
+capability services built on them are `auth_service.services.Services`. Nothing
 opens a connection at import time.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import httpx
+from litestar.connection import ASGIConnection
 from litestar.datastructures import State
 from redis.asyncio import Redis
 
 from auth_service.config import Settings
 from auth_service.observability.metrics import Metrics
 
-__all__ = ("Resources", "provide_resources")
+if TYPE_CHECKING:  # the composition root is above every capability; only its type is named
+    from auth_service.services import Services
+
+__all__ = ("Resources", "provide_resources", "services_of")
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Resources:
     """Connections and shared services of one worker process."""
 
@@ -29,11 +34,19 @@ class Resources:
     pg: asyncpg.Pool
     redis: Redis
     http: httpx.AsyncClient
-    components: dict[str, Any] = field(default_factory=dict)
-    """Capability services registered by the lifespan (keyed by name)."""
 
 
 def provide_resources(state: State) -> Resources:
     """Dependency provider: the worker's `Resources`."""
     res: Resources = state.resources
     return res
+
+
+def services_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Services:
+    """The worker's `auth_service.services.Services`, for guards and request helpers.
+
+    Handlers take single services as typed dependencies (`auth_service.deps`)
+    instead.
+    """
+    services: Services = connection.app.state.services
+    return services

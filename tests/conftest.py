@@ -190,10 +190,10 @@ async def service(idp_settings: Settings) -> AsyncIterator[AsyncTestClient[Lites
     """The app in-process, lifespan running, IdP discovered and keys loaded."""
     app = create_app(idp_settings, configure_logs=False)
     async with AsyncTestClient(app, base_url="http://auth.test") as client:
-        components = app.state.resources.components
+        services = app.state.services
         # The app runs in the test client's portal thread: poll, don't await its events.
         await eventually(
-            lambda: components["oidc"].ready and components["revocations"].synced.is_set(),
+            lambda: services.idp.ready and services.revocations.synced.is_set(),
             "IdP discovery and revocation sync",
         )
         yield client

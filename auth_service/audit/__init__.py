@@ -13,8 +13,8 @@
     cli.py         auth-service audit verify
     metrics.py     queue depth, spool size, write latency, batches, failures
 
-`start_audit` is called once per worker by the wiring; it returns the
-`AuditLog` that the wiring registers as ``res.components["audit"]``.
+`start_audit` is called once per worker by `build_services`; it returns the
+`AuditLog` that `auth_service.services.Services` holds as ``audit``.
 """
 
 from __future__ import annotations
@@ -55,8 +55,6 @@ __all__ = (
     "start_audit",
 )
 
-DEFAULT_SPOOL_DIR = "var/audit-spool"
-
 log = structlog.get_logger("auth_service.audit")
 
 
@@ -91,7 +89,7 @@ async def open_audit(
     the chain in PostgreSQL is logged (``audit_checkpoint``) and, with
     ``checkpoints``, stored in Redis for ``GET /admin/audit-checkpoints``.
     """
-    metrics = metrics or AuditMetrics()
+    metrics = AuditMetrics() if metrics is None else metrics
     writer = AuditWriter(pool, spool_root, keys=keys, config=config, metrics=metrics)
     await writer.start()
     audit = AuditLog(writer, aggregate_window=aggregate_window, metrics=metrics)
@@ -111,22 +109,26 @@ async def open_audit(
             except Exception as exc:  # the log line is the primary record
                 log.warning("audit_checkpoint_not_stored", error=f"{exc.__class__.__name__}")
 
+    stop = asyncio.Event()
+
     async def tick() -> None:
         last = time.monotonic()
-        while True:
-            await asyncio.sleep(tick_every)
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), tick_every)
             audit.tick()
-            if time.monotonic() - last >= checkpoint_interval:
+            if not stop.is_set() and time.monotonic() - last >= checkpoint_interval:
                 last = time.monotonic()
                 await publish()
 
+    # Stopped by an event, not cancelled: a cancellation that lands inside the Redis
+    # publish can be swallowed by the client, and the loop then never ends.
     ticker = asyncio.create_task(tick(), name="audit-aggregation")
     try:
         yield audit
     finally:
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+        stop.set()
+        await ticker
         audit.tick(everything=True)
         await writer.stop(shutdown_timeout)
         await publish()

@@ -2,7 +2,7 @@
 
 ::
 
-    audit: AuditLog = res.components["audit"]
+    audit: AuditLog = services.audit  # auth_service.services.Services
     audit.emit("mfa.failure", outcome="failure", actor_sub=sub, source_ip=ip,
                reason="wrong_code", details=MfaFailureDetails(attempts=3))
 
@@ -46,7 +46,6 @@ __all__ = (
     "AuditLog",
     "AuditOutcome",
     "EventSink",
-    "PolicyDecision",
     "scrub",
     "scrub_text",
 )
@@ -201,20 +200,6 @@ class EventSink(Protocol):
 
     def submit(self, fields: EventFields) -> bool:
         """Seal, spool and queue one event; ``False`` when it could not be kept."""
-
-
-class PolicyDecision(Protocol):
-    """What `AuditLog.decision` needs of `auth_service.policy.evaluate.Decision`."""
-
-    @property
-    def outcome(self) -> str: ...
-    @property
-    def rule(self) -> str | None: ...
-    @property
-    def reason(self) -> str | None: ...
-    @property
-    def status(self) -> int: ...
-    def audited(self, method: str) -> bool: ...
 
 
 class AuditLog:
@@ -403,50 +388,3 @@ class AuditLog:
             except Exception as exc:
                 log.error("audit_summary_failed", error=repr(exc))
         return len(closed)
-
-    def decision(
-        self,
-        decision: PolicyDecision,
-        *,
-        method: str,
-        host: str | None = None,
-        path: str | None = None,
-        actor_sub: str | None = None,
-        client_id: str | None = None,
-        source_ip: str | None = None,
-        user_agent: str | None = None,
-        request_id: str | None = None,
-    ) -> str | None:
-        """Audit a forward-auth decision when its rule's ``audit`` option asks for it.
-
-        Denials are always audited (``access.denied``, aggregated); allowed
-        requests only under ``audit = "mutations"`` (for POST/PUT/PATCH/DELETE)
-        or ``"all"`` (``access.allowed``).
-        """
-        if not decision.audited(method):
-            return None
-        allowed = decision.outcome == "allow"
-        return self.emit(
-            "access.allowed" if allowed else "access.denied",
-            outcome="allowed" if allowed else "denied",
-            actor_sub=actor_sub,
-            subject_sub=actor_sub,
-            client_id=client_id,
-            source_ip=source_ip,
-            user_agent=user_agent,
-            reason=None if allowed else (decision.reason or decision.outcome),
-            details=_DecisionDetails(
-                rule=decision.rule, method=method, host=host, path=path, status=decision.status
-            ),
-            request_id=request_id,
-        )
-
-
-class _DecisionDetails(msgspec.Struct, omit_defaults=True):
-    """Details of ``access.*`` events."""
-
-    rule: str | None
-    method: str
-    status: int
-    host: str | None = None
-    path: str | None = None

@@ -93,8 +93,8 @@ class AuditWriter:
     ) -> None:
         self.pool = pool
         self.keys = keys
-        self.config = cfg = config or WriterConfig()
-        self.metrics = metrics or AuditMetrics()
+        self.config = cfg = WriterConfig() if config is None else config
+        self.metrics = AuditMetrics() if metrics is None else metrics
         self.chain_id = str(uuid.uuid4())
         self.spool = Spool(
             spool_root,

@@ -15,7 +15,7 @@ from auth_service.errors import PROBLEM_JSON, problem_body
 from auth_service.forward_auth.gateways import Dialect, ForwardedRequest
 from auth_service.policy import CompiledPolicy, PathRefusal, normalize_host
 from auth_service.tokens.identity import Authenticated
-from auth_service.tokens.service import TokenRejected, bearer_challenge
+from auth_service.tokens.rejections import TokenRejected, bearer_challenge
 
 __all__ = ("Credentials", "Verdict", "decide", "is_browser")
 

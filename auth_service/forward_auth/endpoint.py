@@ -23,8 +23,8 @@ from auth_service.forward_auth.gateways import (
 )
 from auth_service.observability.edge import Receive, Send
 from auth_service.observability.metrics import Metrics
-from auth_service.observability.request_id import request_id
 from auth_service.policy import PolicyHolder
+from auth_service.request_id import request_id
 from auth_service.tokens.credentials import presented_credential
 from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.service import Authenticator, TokenRejected
@@ -52,11 +52,6 @@ class SessionResolver(Protocol):
     async def resolve(self, session_id: str) -> Authenticated: ...
 
 
-class _NoMfa:
-    def is_verified(self, sid: str | None) -> bool:
-        return False
-
-
 DecisionHook = Callable[[Verdict, ForwardedRequest | None, MutableMapping[str, Any]], None]
 
 
@@ -70,8 +65,8 @@ class ForwardAuthEndpoint:
         policy: PolicyHolder,
         metrics: Metrics,
         *,
+        mfa: MfaStatus,
         assertions: AssertionIssuer | None = None,
-        mfa: MfaStatus | None = None,
         sessions: SessionResolver | None = None,
         on_decision: DecisionHook | None = None,
     ) -> None:
@@ -80,7 +75,8 @@ class ForwardAuthEndpoint:
         self.policy = policy
         self.metrics = metrics
         self.assertions = assertions
-        self.mfa: MfaStatus = mfa or _NoMfa()
+        # Never ``mfa or default``: `MfaState` has a length, and an empty one is falsy.
+        self.mfa = mfa
         self.sessions = sessions
         self.on_decision = on_decision
         self.public_url = settings.public_url

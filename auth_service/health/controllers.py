@@ -19,14 +19,18 @@ from litestar.di import NamedDependency, Provide
 
 from auth_service.health.readiness import (
     DependencyStatus,
+    IdpProbe,
     KeysState,
     OverallStatus,
     RevocationsState,
     keys_state,
     overall_status,
 )
+from auth_service.idp import OIDCProvider
 from auth_service.observability.metrics import CONTENT_TYPE
 from auth_service.resources import Resources, provide_resources
+from auth_service.tokens.assertion import AssertionSigner
+from auth_service.tokens.revocation import Revocations
 
 __all__ = ("HealthController", "Readiness")
 
@@ -74,7 +78,14 @@ class HealthController(Controller):
         return Liveness()
 
     @get("/health/ready")
-    async def ready(self, res: NamedDependency[Resources]) -> Response[Readiness]:
+    async def ready(
+        self,
+        res: NamedDependency[Resources],
+        idp: NamedDependency[OIDCProvider],
+        idp_probe: NamedDependency[IdpProbe],
+        revocations: NamedDependency[Revocations],
+        assertions: NamedDependency[AssertionSigner],
+    ) -> Response[Readiness]:
         """200 when forward-auth decides correctly (``ok`` or ``degraded``), else 503."""
         timeout = res.settings.ready_timeout
 
@@ -85,22 +96,18 @@ class HealthController(Controller):
             return await res.redis.ping()
 
         pg_s, redis_s = await asyncio.gather(_bounded(pg, timeout), _bounded(redis, timeout))
-        probe = res.components.get("idp_probe")
-        oidc_s: DependencyStatus = "ok" if probe is not None and probe.reachable else "down"
-        provider = res.components.get("oidc")
-        keys = keys_state(provider.jwks if provider is not None else None)
-        mirror = res.components.get("revocations")
-        revocations: RevocationsState = "never"
-        if mirror is not None and mirror.ever_synced:
-            revocations = "synced" if mirror.synced.is_set() else "stale"
-        signer = res.components.get("assertions")
-        assertion_keys: DependencyStatus = "ok" if signer is not None and signer.ready else "down"
+        oidc_s: DependencyStatus = "ok" if idp_probe.reachable else "down"
+        keys = keys_state(idp.jwks)
+        mirror: RevocationsState = "never"
+        if revocations.ever_synced:
+            mirror = "synced" if revocations.synced.is_set() else "stale"
+        assertion_keys: DependencyStatus = "ok" if assertions.ready else "down"
         overall = overall_status(
             postgres=pg_s,
             redis=redis_s,
             oidc=oidc_s,
             keys=keys,
-            revocations=revocations,
+            revocations=mirror,
             assertion_keys=assertion_keys,
         )
         body = Readiness(
@@ -109,7 +116,7 @@ class HealthController(Controller):
             redis=redis_s,
             oidc=oidc_s,
             keys=keys,
-            revocations=revocations,
+            revocations=mirror,
             assertion_keys=assertion_keys,
         )
         headers = {"Cache-Control": "no-store"}

@@ -11,9 +11,10 @@
     controllers.py  JSON API /mfa/totp, admin reset
     pages.py      HTML /auth/mfa and /auth/mfa/setup
 
-`start_mfa` builds everything for one worker and registers
-``res.components["mfa"]`` (the `MfaState`, also given to forward-auth as its
-``mfa=``) and ``res.components["mfa_service"]``; `ROUTE_HANDLERS` go on the app.
+`start_mfa` builds everything for one worker (called by
+`auth_service.services.build_services`) and returns the `MfaState` (also given
+to forward-auth) and the `MfaService`. The route handlers (`controllers`, `pages`)
+are registered by `auth_service.app`.
 """
 
 from __future__ import annotations
@@ -24,40 +25,34 @@ import time
 from collections.abc import Callable
 
 from auth_service.crypto import SecretBox
-from auth_service.mfa.controllers import AdminMfaController, MfaController
 from auth_service.mfa.lockout import Limits, Lockout
-from auth_service.mfa.pages import MfaPages
 from auth_service.mfa.recovery import RecoveryCodes
-from auth_service.mfa.service import MfaService
+from auth_service.mfa.service import AuditSink, MfaService
 from auth_service.mfa.state import MfaState
 from auth_service.mfa.store import TotpStore
 from auth_service.mfa.totp import TotpCodes
 from auth_service.resources import Resources
+from auth_service.tokens.revocation import Revocations
 
-__all__ = ("ROUTE_HANDLERS", "MfaService", "MfaState", "start_mfa")
-
-ROUTE_HANDLERS = (MfaController, AdminMfaController, MfaPages)
-"""Litestar route handlers of the capability."""
+__all__ = ("MfaService", "MfaState", "start_mfa")
 
 
 async def start_mfa(
     res: Resources,
     stack: contextlib.AsyncExitStack,
     *,
+    audit: AuditSink,
+    revocations: Revocations,
     clock: Callable[[], float] = time.time,
-) -> MfaState:
+) -> tuple[MfaState, MfaService]:
     """Build the MFA capability for this worker and start its state subscriber.
 
-    Needs ``res.components["audit"]`` (and uses ``["revocations"]`` when present,
-    so a revoked sid is never MFA-verified). Registers ``"mfa"`` and ``"mfa_service"``.
+    A sid revoked in ``revocations`` is never MFA-verified.
     """
     settings = res.settings
-    revocations = res.components.get("revocations")
-    revoked = None
-    if revocations is not None:
 
-        def revoked(sid: str) -> bool:
-            return bool(revocations.is_revoked(sid, None))
+    def revoked(sid: str) -> bool:
+        return bool(revocations.is_revoked(sid, None))
 
     state = MfaState(res.redis, prefix=settings.redis_prefix, revoked=revoked, clock=clock)
     lockout = Lockout(
@@ -82,14 +77,11 @@ async def start_mfa(
         RecoveryCodes(),
         lockout,
         state,
-        res.components["audit"],
+        audit,
         verified_ttl=settings.mfa_verified_ttl,
         issuer=settings.mfa_issuer,
         metrics=res.metrics,
     )
-    res.components["mfa"] = state
-    res.components["mfa_service"] = service
-
     stop = asyncio.Event()
     task = asyncio.get_running_loop().create_task(state.run(stop), name="mfa-state")
 
@@ -99,4 +91,4 @@ async def start_mfa(
             await asyncio.wait_for(task, 5.0)
 
     stack.push_async_callback(shutdown)
-    return state
+    return state, service

@@ -16,13 +16,14 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, delete, get, post
 from litestar.datastructures import ResponseHeader
+from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_204_NO_CONTENT
 
-from auth_service.errors import BadRequest, DependencyUnavailable
+from auth_service.errors import BadRequest
 from auth_service.mfa.service import Caller, Enrollment, MfaService, TotpStatus
 from auth_service.observability.client_address import client_address
-from auth_service.resources import Resources
+from auth_service.resources import Resources, services_of
 from auth_service.tokens.guards import authenticate_caller, identity_of, requires_realm_role
 from auth_service.tokens.identity import Authenticated
 
@@ -67,12 +68,8 @@ class VerifyOut(msgspec.Struct):
 
 
 def mfa_service(request: Request[Any, Any, Any]) -> MfaService:
-    """The worker's `MfaService` (503 until wired)."""
-    res: Resources = request.app.state.resources
-    service: MfaService | None = res.components.get("mfa_service")
-    if service is None:
-        raise DependencyUnavailable("MFA is unavailable", reason="mfa_unavailable")
-    return service
+    """The worker's `MfaService`."""
+    return services_of(request).mfa
 
 
 def caller_from(request: Request[Any, Any, Any], auth: Authenticated) -> Caller:
@@ -104,37 +101,54 @@ class MfaController(Controller):
     response_headers = NO_STORE
 
     @get("/")
-    async def status(self, request: Request[Any, Any, Any]) -> TotpStatus:
+    async def status(
+        self, request: Request[Any, Any, Any], mfa: NamedDependency[MfaService]
+    ) -> TotpStatus:
         """Enrollment status and recovery codes left."""
         caller = await _json_caller(request)
-        return await mfa_service(request).status(caller.subject)
+        return await mfa.status(caller.subject)
 
     @post("/enrollment", status_code=HTTP_201_CREATED)
-    async def enroll(self, request: Request[Any, Any, Any]) -> Enrollment:
+    async def enroll(
+        self, request: Request[Any, Any, Any], mfa: NamedDependency[MfaService]
+    ) -> Enrollment:
         """Start an enrollment: secret, ``otpauth://`` URI and QR code (SVG)."""
         caller = await _json_caller(request)
-        return await mfa_service(request).enroll(caller)
+        return await mfa.enroll(caller)
 
     @post("/enrollment/confirm", status_code=HTTP_200_OK)
-    async def confirm(self, request: Request[Any, Any, Any], data: JSONBody[CodeIn]) -> ConfirmOut:
+    async def confirm(
+        self,
+        request: Request[Any, Any, Any],
+        mfa: NamedDependency[MfaService],
+        data: JSONBody[CodeIn],
+    ) -> ConfirmOut:
         """Confirm with a current code; answers the recovery codes, once."""
         caller = await _json_caller(request)
-        return ConfirmOut(recovery_codes=await mfa_service(request).confirm(caller, data.code))
+        return ConfirmOut(recovery_codes=await mfa.confirm(caller, data.code))
 
     @post("/verify", status_code=HTTP_200_OK)
-    async def verify(self, request: Request[Any, Any, Any], data: JSONBody[VerifyIn]) -> VerifyOut:
+    async def verify(
+        self,
+        request: Request[Any, Any, Any],
+        mfa: NamedDependency[MfaService],
+        data: JSONBody[VerifyIn],
+    ) -> VerifyOut:
         """Check a code and mark the caller's Keycloak session (sid) as MFA-verified."""
         caller = await _json_caller(request)
-        expiry = await mfa_service(request).verify(
-            caller, code=data.code, recovery_code=data.recovery_code
-        )
+        expiry = await mfa.verify(caller, code=data.code, recovery_code=data.recovery_code)
         return VerifyOut(mfa="totp", expires_at=expiry)
 
     @delete("/", status_code=HTTP_204_NO_CONTENT)
-    async def disable(self, request: Request[Any, Any, Any], data: JSONBody[CodeIn]) -> None:
+    async def disable(
+        self,
+        request: Request[Any, Any, Any],
+        mfa: NamedDependency[MfaService],
+        data: JSONBody[CodeIn],
+    ) -> None:
         """Disable TOTP, proven by a current code."""
         caller = await _json_caller(request)
-        await mfa_service(request).disable(caller, data.code)
+        await mfa.disable(caller, data.code)
 
 
 class AdminMfaController(Controller):
@@ -144,7 +158,9 @@ class AdminMfaController(Controller):
     guards = [requires_realm_role("auth-admin")]
 
     @delete("/{sub:str}/mfa/totp", status_code=HTTP_204_NO_CONTENT)
-    async def reset(self, request: Request[Any, Any, Any], sub: FromPath[str]) -> None:
+    async def reset(
+        self, request: Request[Any, Any, Any], mfa: NamedDependency[MfaService], sub: FromPath[str]
+    ) -> None:
         """Remove a user's TOTP credential, lockout and MFA-verified sessions."""
         admin = caller_from(request, identity_of(request))
-        await mfa_service(request).admin_reset(admin, sub)
+        await mfa.admin_reset(admin, sub)

@@ -24,16 +24,16 @@ from html import escape
 from typing import Any
 from urllib.parse import quote
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, MediaType, Request, Response, get, post
 from litestar.params import FromQuery
 from litestar.response import Redirect
 
 from auth_service.config import Settings
-from auth_service.errors import AuthError, NotAuthenticated
+from auth_service.errors import AuthError, NotAuthenticated, accepts_html, problem_response
 from auth_service.mfa.controllers import caller_from, mfa_service
 from auth_service.mfa.service import Caller
 from auth_service.oidc.redirects import redirect_target
-from auth_service.resources import Resources
+from auth_service.resources import services_of
 from auth_service.sessions.csrf import CsrfTokens
 from auth_service.tokens.guards import CallerAuth, authenticate_caller
 
@@ -72,7 +72,7 @@ class MfaPages(Controller):
 
     # -- the second-factor prompt --------------------------------------------------------
 
-    @get("/", cache_control=None)
+    @get("/", cache_control=None, media_type=MediaType.HTML)
     async def prompt(
         self, request: Request[Any, Any, Any], rd: FromQuery[str | None] = None
     ) -> Response[Any]:
@@ -91,7 +91,7 @@ class MfaPages(Controller):
             return self._page("Two-factor authentication", body)
         return self._prompt(request, visitor, rd)
 
-    @post("/", status_code=200)
+    @post("/", status_code=200, media_type=MediaType.HTML)
     async def submit(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """Check the submitted code; 303 to ``rd`` on success, the form again otherwise."""
         visitor = await self._visitor(request)
@@ -137,11 +137,18 @@ class MfaPages(Controller):
             + "</label></p>"
             + '<p><button type="submit">Verify</button></p></form>'
         )
-        return self._page("Two-factor authentication", body, status=status, headers=headers)
+        return self._page(
+            "Two-factor authentication",
+            body,
+            status=status,
+            headers=headers,
+            request=request,
+            error=error,
+        )
 
     # -- enrollment ----------------------------------------------------------------------
 
-    @get("/setup", cache_control=None)
+    @get("/setup", cache_control=None, media_type=MediaType.HTML)
     async def setup(
         self, request: Request[Any, Any, Any], rd: FromQuery[str | None] = None
     ) -> Response[Any]:
@@ -165,7 +172,13 @@ class MfaPages(Controller):
         service = mfa_service(request)
         if (await service.status(visitor.caller.subject)).enrolled:
             body = "<p>Your authenticator app is already set up.</p>"
-            return self._page("Set up two-factor authentication", body, status=409)
+            return self._page(
+                "Set up two-factor authentication",
+                body,
+                status=409,
+                request=request,
+                error="TOTP is already set up",
+            )
         enrollment = await service.pending_or_new(visitor.caller)
         key = " ".join(enrollment.secret[i : i + 4] for i in range(0, len(enrollment.secret), 4))
         body = (
@@ -180,9 +193,16 @@ class MfaPages(Controller):
             + 'autocomplete="one-time-code" pattern="[0-9 ]*" required></label></p>'
             + '<p><button type="submit">Confirm</button></p></form>'
         )
-        return self._page("Set up two-factor authentication", body, status=status, headers=headers)
+        return self._page(
+            "Set up two-factor authentication",
+            body,
+            status=status,
+            headers=headers,
+            request=request,
+            error=error,
+        )
 
-    @post("/setup", status_code=200)
+    @post("/setup", status_code=200, media_type=MediaType.HTML)
     async def confirm(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """Confirm the enrollment; shows the recovery codes once."""
         visitor = await self._visitor(request)
@@ -214,8 +234,7 @@ class MfaPages(Controller):
 
     @staticmethod
     def _settings(request: Request[Any, Any, Any]) -> Settings:
-        res: Resources = request.app.state.resources
-        return res.settings
+        return services_of(request).resources.settings
 
     def _target(self, request: Request[Any, Any, Any], rd: str | None) -> str:
         """Where to go afterwards: the login's rule, 400 ``invalid_redirect`` when refused."""
@@ -238,8 +257,7 @@ class MfaPages(Controller):
 
     @staticmethod
     def _csrf(request: Request[Any, Any, Any]) -> CsrfTokens:
-        res: Resources = request.app.state.resources
-        csrf: CsrfTokens = res.components["csrf"]  # registered by start_sessions, always
+        csrf: CsrfTokens = services_of(request).csrf
         return csrf
 
     def _csrf_field(self, request: Request[Any, Any, Any], visitor: _Visitor) -> str:
@@ -256,11 +274,17 @@ class MfaPages(Controller):
         *,
         status: int = 200,
         headers: dict[str, str] | None = None,
+        request: Request[Any, Any, Any] | None = None,
+        error: str | None = None,
     ) -> Response[Any]:
-        html = _STYLE_FREE_PAGE.format(title=escape(title), body=body)
+        """The page; an error for a client that does not accept HTML is problem+json instead
+        (CONTRACT §4: every error body is a problem document; browsers get the form back)."""
         extra = {k: v for k, v in (headers or {}).items() if k.lower() == "retry-after"}
+        if status >= 400 and request is not None and not accepts_html(request):
+            return problem_response(request, status, error or title, headers=extra or None)
+        html = _STYLE_FREE_PAGE.format(title=escape(title), body=body)
         return Response(
-            html, status_code=status, media_type="text/html", headers={**PAGE_HEADERS, **extra}
+            html, status_code=status, media_type=MediaType.HTML, headers={**PAGE_HEADERS, **extra}
         )
 
 

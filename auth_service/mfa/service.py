@@ -21,12 +21,13 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, NoReturn, Protocol
+from typing import Any, Literal, NoReturn
 
 import msgspec
 import segno
 import structlog
 
+from auth_service.audit.sink import AuditSink
 from auth_service.crypto import DecryptionError, SecretBox
 from auth_service.errors import (
     BadRequest,
@@ -54,12 +55,6 @@ __all__ = (
 log = structlog.get_logger("auth_service.mfa")
 
 Method = Literal["totp", "recovery_code"]
-
-
-class AuditSink(Protocol):
-    """What the service needs of `auth_service.audit.events.AuditLog`."""
-
-    def emit(self, type: Any, *, outcome: Any, **kwargs: Any) -> str | None: ...
 
 
 class MfaDetails(msgspec.Struct, omit_defaults=True, kw_only=True):

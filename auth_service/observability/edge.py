@@ -27,7 +27,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from auth_service.errors import PROBLEM_JSON, problem_body
 from auth_service.observability import access_log
 from auth_service.observability.metrics import Metrics
-from auth_service.observability.request_id import request_id
+from auth_service.request_id import request_id
 
 __all__ = (
     "UNMATCHED_ROUTE",

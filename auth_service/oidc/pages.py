@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import html
 
-from litestar import Response
+from litestar import MediaType, Response
 
 __all__ = (
     "CONTENT_SECURITY_POLICY",
@@ -78,7 +78,7 @@ def error_page(
     return Response(
         _document("Sign-in failed", body),
         status_code=status,
-        media_type="text/html; charset=utf-8",
+        media_type=MediaType.HTML,
         headers={**HTML_SECURITY_HEADERS, "X-Request-ID": request_id},
     )
 
@@ -96,6 +96,6 @@ def logout_page(csrf_token: str, rd: str | None) -> Response[str]:
     )
     return Response(
         _document("Sign out", body),
-        media_type="text/html; charset=utf-8",
+        media_type=MediaType.HTML,
         headers=HTML_SECURITY_HEADERS,
     )

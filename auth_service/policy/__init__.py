@@ -5,7 +5,7 @@ Typical use::
 
     holder = PolicyHolder(settings.policy_file, on_reload=log_reload)
     policy = holder.current
-    found = policy.route(method, host, raw_uri)  # PathRefusal -> 400 (or policy.evaluate)
+    found = policy.route(method, host, raw_uri)  # PathRefusal -> 400
     decision = policy.decide(found, subject, mfa_done=mfa)
 """
 
@@ -14,14 +14,12 @@ from auth_service.policy.compile import CompiledPolicy, Match, compile_policy
 from auth_service.policy.evaluate import (
     AMBIGUOUS_PATH,
     INVALID_PATH,
-    MISSING,
     MUTATING_METHODS,
     Decision,
     Outcome,
     Reason,
     Subject,
     claim_matches,
-    lookup_claim,
     needed_claims,
 )
 from auth_service.policy.holder import PolicyHolder, ReloadHook
@@ -48,6 +46,7 @@ from auth_service.policy.paths import (
     normalize_method,
     normalize_path,
 )
+from auth_service.verifier.tokens import MISSING
 
 __all__ = [
     "AMBIGUOUS_PATH",
@@ -81,7 +80,6 @@ __all__ = [
     "claim_matches",
     "compile_policy",
     "load_policy_file",
-    "lookup_claim",
     "needed_claims",
     "normalize_host",
     "normalize_method",

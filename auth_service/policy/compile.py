@@ -25,13 +25,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
-from auth_service.policy.evaluate import (
-    AMBIGUOUS_PATH,
-    INVALID_PATH,
-    CompiledRule,
-    Decision,
-    Subject,
-)
+from auth_service.policy.evaluate import CompiledRule, Decision, Subject
 from auth_service.policy.evaluate import needed_claims as rule_claims
 from auth_service.policy.model import Policy, Rule
 from auth_service.policy.paths import (
@@ -301,15 +295,6 @@ class CompiledPolicy:
         if compiled.rule is not match.rule:
             raise ValueError("match comes from a different policy")
         return compiled.decide(match.captures, subject, mfa_done)
-
-    def evaluate(
-        self, method: str, host: str, raw_path: str, subject: Subject | None, *, mfa_done: bool
-    ) -> Decision:
-        """Normalise ``raw_path``, match and decide; a 400 decision for a refused path."""
-        found = self.route(method, host, raw_path)
-        if isinstance(found, PathRefusal):
-            return INVALID_PATH if found.reason == "invalid_path" else AMBIGUOUS_PATH
-        return self.decide(found, subject, mfa_done=mfa_done)
 
 
 def _differs(found: Found | None, first: Found | None) -> bool:

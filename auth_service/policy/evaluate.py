@@ -13,6 +13,7 @@ import msgspec
 
 from auth_service.policy.model import AuditMode, ClaimValue, Rule
 from auth_service.policy.validate import capture_name
+from auth_service.verifier.tokens import MISSING
 
 Outcome = Literal["allow", "deny", "unauthenticated", "mfa_required"]
 Reason = Literal[
@@ -28,20 +29,6 @@ Reason = Literal[
 ]
 MUTATING_METHODS: Final = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 """Methods that ``audit = "mutations"`` audits when allowed."""
-
-
-class _Missing:
-    __slots__ = ()
-
-    def __repr__(self) -> str:
-        return "MISSING"
-
-    def __bool__(self) -> bool:
-        return False
-
-
-MISSING: Final = _Missing()
-"""Returned by ``Subject.claim`` (and ``lookup_claim``) for an absent claim."""
 
 
 class Subject(Protocol):
@@ -90,18 +77,6 @@ INVALID_PATH: Final = Decision(outcome="deny", rule=None, reason="invalid_path",
 """Decision for a request whose path does not decode (``canonical_path`` refused it)."""
 AMBIGUOUS_PATH: Final = Decision(outcome="deny", rule=None, reason="ambiguous_path", status=400)
 """Decision for a request whose path upstream servers would read in different ways."""
-
-
-def lookup_claim(claims: Mapping[str, object], path: str) -> object:
-    """Walk a dotted claim path through nested mappings; an exact key wins (URL claims)."""
-    if path in claims:
-        return claims[path]
-    value: object = claims
-    for part in path.split("."):
-        if not isinstance(value, Mapping) or part not in value:
-            return MISSING
-        value = value[part]
-    return value
 
 
 def _scalar_equal(actual: object, required: ClaimValue, *, as_string: bool) -> bool:

@@ -55,10 +55,6 @@ _RELEASE = """
 if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end
 return 0
 """
-_EXTEND = """
-if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('pexpire', KEYS[1], ARGV[2]) end
-return 0
-"""
 
 
 class RefreshRefused(Exception):
@@ -83,7 +79,6 @@ class RedisLock:
     def __init__(self, redis: Redis) -> None:
         self.redis = redis
         self._release = redis.register_script(_RELEASE)
-        self._extend = redis.register_script(_EXTEND)
 
     async def acquire(self, name: str, lease: float) -> str | None:
         """The owner token if the lock was free, else ``None``."""
@@ -94,10 +89,6 @@ class RedisLock:
     async def release(self, name: str, token: str) -> bool:
         """Delete the lock if ``token`` still owns it."""
         return bool(await self._release(keys=[name], args=[token]))
-
-    async def extend(self, name: str, token: str, lease: float) -> bool:
-        """Renew the lease if ``token`` still owns the lock."""
-        return bool(await self._extend(keys=[name], args=[token, max(1, int(lease * 1000))]))
 
     async def held(self, name: str) -> bool:
         """Whether anyone holds the lock."""

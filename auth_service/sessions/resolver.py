@@ -18,11 +18,11 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
-from typing import Any, Protocol
 
 import structlog
 from redis.exceptions import RedisError
 
+from auth_service.audit.sink import AuditSink
 from auth_service.crypto import DecryptionError
 from auth_service.errors import DependencyUnavailable
 from auth_service.sessions.refresh import (
@@ -41,12 +41,6 @@ __all__ = ("AuditSink", "SessionResolver", "session_cookie_name")
 log = structlog.get_logger("auth_service.sessions")
 
 _SESSION_ID = re.compile(r"[A-Za-z0-9_-]{43}")
-
-
-class AuditSink(Protocol):
-    """The part of `AuditLog` sessions use."""
-
-    def emit(self, type: Any, *, outcome: Any, **fields: Any) -> str | None: ...
 
 
 def session_cookie_name(public_url: str) -> str:

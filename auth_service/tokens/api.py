@@ -9,18 +9,22 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import msgspec
 from litestar import Controller, Request, post
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 from litestar.params import JSONBody, URLEncodedBody
 from litestar.status_codes import HTTP_200_OK, HTTP_204_NO_CONTENT
 from redis.exceptions import RedisError
 
+from auth_service.audit import AuditLog
 from auth_service.errors import AuthError, BadRequest, DependencyUnavailable
-from auth_service.resources import Resources, provide_resources
+from auth_service.mfa.state import MfaState
 from auth_service.tokens.guards import identity_of, requires_realm_role
+from auth_service.tokens.identity import Authenticated
+from auth_service.tokens.revocation import Revocations
+from auth_service.tokens.service import Authenticator
 
 __all__ = ("Introspection", "RevocationRequest", "TokenController")
 
@@ -67,8 +71,6 @@ _INACTIVE = Introspection(active=False)
 class TokenController(Controller):
     """Introspection and revocation."""
 
-    dependencies = {"res": Provide(provide_resources, sync_to_thread=False)}
-
     @post(
         "/tokens/introspect",
         status_code=HTTP_200_OK,
@@ -78,28 +80,28 @@ class TokenController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: URLEncodedBody[IntrospectRequest],
-        res: NamedDependency[Resources],
+        authenticator: NamedDependency[Authenticator],
+        audit: NamedDependency[AuditLog],
+        mfa_state: NamedDependency[MfaState],
     ) -> Introspection:
         """Introspect an access token for an authorized caller."""
         caller = identity_of(request)
+        auth: Authenticated | None
         try:
-            auth = await res.components["authenticator"].authenticate(data.token)
+            auth = await authenticator.authenticate(data.token)
         except AuthError:
             auth = None
-        audit = res.components.get("audit")
-        if audit is not None:
-            audit.emit(
-                "introspection",
-                outcome="success" if auth else "failure",
-                actor_sub=caller.subject,
-                subject_sub=auth.subject if auth else None,
-                client_id=caller.claims.client_id,
-                reason=None if auth else "inactive",
-            )
+        audit.emit(
+            "introspection",
+            outcome="failure" if auth is None else "success",
+            actor_sub=caller.subject,
+            subject_sub=None if auth is None else auth.subject,
+            client_id=caller.claims.client_id,
+            reason="inactive" if auth is None else None,
+        )
         if auth is None:
             return _INACTIVE
         c = auth.claims
-        mfa = res.components.get("mfa")
         scope = c.raw.get("scope")
         return Introspection(
             active=True,
@@ -116,7 +118,7 @@ class TokenController(Controller):
             roles=sorted(c.realm_roles),
             client_roles={k: sorted(v) for k, v in c.client_roles.items()},
             attributes=auth.attributes,
-            mfa="totp" if mfa is not None and mfa.is_verified(c.sid) else "none",
+            mfa="totp" if mfa_state.is_verified(c.sid) else "none",
         )
 
     @post(
@@ -128,24 +130,24 @@ class TokenController(Controller):
         self,
         request: Request[Any, Any, Any],
         data: JSONBody[RevocationRequest],
-        res: NamedDependency[Resources],
+        revocations: NamedDependency[Revocations],
+        audit: NamedDependency[AuditLog],
     ) -> None:
         """Revoke a session id or a token id everywhere."""
         if (data.sid is None) == (data.jti is None):
             raise BadRequest("give exactly one of sid or jti", reason="invalid_request")
-        kind, value = ("sid", data.sid) if data.sid is not None else ("jti", data.jti)
+        kind: Literal["sid", "jti"] = "sid" if data.sid is not None else "jti"
+        value = data.sid if data.sid is not None else data.jti
         assert value is not None
         try:
-            await res.components["revocations"].revoke(kind, value, data.ttl)
+            await revocations.revoke(kind, value, data.ttl)
         except (RedisError, OSError) as exc:
             raise DependencyUnavailable(
                 "revocation store unavailable", reason="redis_down"
             ) from exc
-        audit = res.components.get("audit")
-        if audit is not None:
-            audit.emit(
-                "session.revoked",
-                outcome="success",
-                actor_sub=identity_of(request).subject,
-                reason=f"admin_revoke_{kind}",
-            )
+        audit.emit(
+            "session.revoked",
+            outcome="success",
+            actor_sub=identity_of(request).subject,
+            reason=f"admin_revoke_{kind}",
+        )

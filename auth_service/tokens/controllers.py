@@ -11,10 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Response, get
-from litestar.di import NamedDependency, Provide
+from litestar.di import NamedDependency
 
 from auth_service.errors import DependencyUnavailable
-from auth_service.resources import Resources, provide_resources
 from auth_service.tokens.assertion import AssertionSigner
 
 __all__ = ("jwks",)
@@ -24,17 +23,17 @@ _CACHE_CONTROL = {"Cache-Control": "public, max-age=60"}
 
 @get(
     "/.well-known/jwks.json",
-    dependencies={"res": Provide(provide_resources, sync_to_thread=False)},
     media_type="application/jwk-set+json",
     summary="Public keys of X-Auth-Assertion",
 )
-async def jwks(res: NamedDependency[Resources]) -> Response[dict[str, list[dict[str, Any]]]]:
+async def jwks(
+    assertions: NamedDependency[AssertionSigner],
+) -> Response[dict[str, list[dict[str, Any]]]]:
     """The JWK Set of the keys assertions are (or are about to be) signed with.
 
     Answers 503 rather than an empty set, which a cache would keep for a minute.
     """
-    signer: AssertionSigner | None = res.components.get("assertions")
-    document = signer.jwks() if signer is not None else {"keys": []}
+    document = assertions.jwks()
     if not document["keys"]:
         raise DependencyUnavailable(
             "signing keys are not loaded", reason="signing_keys_unavailable"

@@ -40,12 +40,12 @@ from litestar.connection import ASGIConnection
 from litestar.handlers.base import BaseRouteHandler
 
 from auth_service.config import Settings
-from auth_service.errors import AccessDenied, AuthError, DependencyUnavailable, NotAuthenticated
+from auth_service.errors import AccessDenied, AuthError, NotAuthenticated
 from auth_service.observability.client_address import client_address
-from auth_service.resources import Resources
+from auth_service.resources import services_of
 from auth_service.tokens.credentials import CredentialKind, presented_credential
 from auth_service.tokens.identity import Authenticated
-from auth_service.tokens.service import TokenRejected, bearer_challenge
+from auth_service.tokens.rejections import TokenRejected, bearer_challenge
 
 __all__ = (
     "AUDITED_PREFIXES",
@@ -115,12 +115,12 @@ def audit_denial(
     Other paths (``/auth/userinfo``, the ``/auth/mfa`` pages a browser without a
     session is sent away from) are not recorded, as CONTRACT §9 lists these three.
     """
-    res: Resources = connection.app.state.resources
-    audit = res.components.get("audit")
+    services = services_of(connection)
+    audit = services.audit
     path: str = connection.scope.get("path", "")
-    if audit is None or not path.startswith(AUDITED_PREFIXES):
+    if not path.startswith(AUDITED_PREFIXES):
         return
-    settings: Settings = res.settings
+    settings: Settings = services.resources.settings
     rejected = isinstance(exc, TokenRejected)
     sub = identity.subject if identity is not None else None
     host = connection.headers.get("host")
@@ -156,12 +156,9 @@ async def authenticate_caller(connection: Connection, *, sessions: bool = True) 
         NotAuthenticated: no usable credential (``TokenRejected`` for a bad one).
         DependencyUnavailable: the authenticator or the session store is down.
     """
-    res: Resources = connection.app.state.resources
-    resolver = res.components.get("sessions") if sessions else None
-    cookie_name: bytes | None = None
-    if resolver is not None:
-        name = resolver.cookie_name
-        cookie_name = name if isinstance(name, bytes) else name.encode("latin-1")
+    services = services_of(connection)
+    resolver = services.sessions if sessions else None
+    cookie_name = None if resolver is None else resolver.cookie_name
     scope = connection.scope
     presented = presented_credential(
         _raw_header(scope, b"authorization"), _raw_header(scope, b"cookie"), cookie_name
@@ -173,12 +170,7 @@ async def authenticate_caller(connection: Connection, *, sessions: bool = True) 
                 f"{wanted} is required", headers={"WWW-Authenticate": bearer_challenge()}
             )
         if presented.kind == "bearer":
-            authenticator = res.components.get("authenticator")
-            if authenticator is None:
-                raise DependencyUnavailable(
-                    "authentication unavailable", reason="authenticator_down"
-                )
-            identity: Authenticated = await authenticator.authenticate(presented.value)
+            identity: Authenticated = await services.authenticator.authenticate(presented.value)
             return CallerAuth(identity, "bearer")
         assert resolver is not None  # a session is only presented when sessions are accepted
         identity = await resolver.resolve(presented.value)

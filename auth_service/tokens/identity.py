@@ -15,8 +15,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from auth_service.verifier import MISSING, Claims
 from auth_service.verifier.headers import encode_items, encode_value
+from auth_service.verifier.tokens import MISSING, Claims
 
 __all__ = ("Authenticated", "header_value", "identity_headers")
 

@@ -32,11 +32,12 @@ import msgspec
 import structlog
 
 from auth_service.config import Settings
-from auth_service.errors import DependencyUnavailable, NotAuthenticated
+from auth_service.errors import DependencyUnavailable
+from auth_service.idp import IdPClient, OIDCProvider
 from auth_service.observability.metrics import Metrics
-from auth_service.oidc.provider import OIDCProvider, idp_headers
 from auth_service.tokens.cache import ExpiringCache, token_key
 from auth_service.tokens.identity import Authenticated, identity_headers
+from auth_service.tokens.rejections import TokenRejected, bearer_challenge
 from auth_service.tokens.revocation import Revocations
 from auth_service.verifier import Claims, TokenError
 
@@ -71,14 +72,6 @@ def is_lightweight(raw: Mapping[str, Any]) -> bool:
     return "sub" not in raw or ("realm_access" not in raw and "resource_access" not in raw)
 
 
-def bearer_challenge(error: str | None = None, description: str | None = None) -> str:
-    """An RFC 6750 ``WWW-Authenticate`` value."""
-    if error is None:
-        return 'Bearer realm="auth-service"'
-    safe = (description or error).replace('"', "'").replace("\\", "/")
-    return f'Bearer realm="auth-service", error="{error}", error_description="{safe}"'
-
-
 _INTROSPECTION_FAILURES = (httpx.HTTPError, ValueError, msgspec.DecodeError, TimeoutError)
 """What a failed introspection call raises (``ValueError``: a non-200 answer or no endpoint)."""
 
@@ -89,17 +82,6 @@ def _introspection_unavailable() -> DependencyUnavailable:
     )
 
 
-class TokenRejected(NotAuthenticated):
-    """401 ``invalid_token`` with a machine-readable reason (CONTRACT §4)."""
-
-    def __init__(self, reason: str, description: str) -> None:
-        super().__init__(
-            description,
-            reason=reason,
-            headers={"WWW-Authenticate": bearer_challenge("invalid_token", description)},
-        )
-
-
 class Authenticator:
     """Turns a bearer token into an `Authenticated` identity or a `TokenRejected`."""
 
@@ -107,6 +89,7 @@ class Authenticator:
         self,
         settings: Settings,
         provider: OIDCProvider,
+        idp: IdPClient,
         revocations: Revocations,
         metrics: Metrics,
         *,
@@ -115,6 +98,7 @@ class Authenticator:
     ) -> None:
         self.settings = settings
         self.provider = provider
+        self.idp = idp
         self.revocations = revocations
         self.metrics = metrics
         self.needed_claims = needed_claims
@@ -238,17 +222,4 @@ class Authenticator:
         return result
 
     async def _introspect(self, token: str) -> dict[str, Any] | None:
-        metadata = self.provider.metadata
-        if metadata is None or metadata.introspection_endpoint is None:
-            raise ValueError("no introspection endpoint")
-        response = await self.provider.http.post(
-            metadata.introspection_endpoint,
-            data={"token": token, "token_type_hint": "access_token"},
-            auth=(self.settings.oidc_client_id, self.settings.oidc_client_secret),
-            headers=idp_headers(),
-            timeout=min(self.settings.idp_timeout, self.settings.introspection_timeout),
-        )
-        if response.status_code != 200:
-            raise ValueError(f"introspection answered {response.status_code}")
-        body = msgspec.json.decode(response.content)
-        return body if isinstance(body, dict) else None
+        return await self.idp.introspect(token)

@@ -21,6 +21,8 @@ Modules: :mod:`.jwks` (discovery, key cache), :mod:`.tokens` (access tokens,
 claims, errors), :mod:`.assertion` (``X-Auth-Assertion``), :mod:`.headers` (the
 encoding of the plain ``X-Auth-*`` headers: ``read_identity``, ``decode_items``),
 :mod:`.asgi` (any ASGI app), :mod:`.litestar` (middleware factory and guards).
+Every name is loaded from its module on first use, so checking a token with a
+key (:mod:`.tokens`) does not import httpx or Litestar.
 """
 
 from __future__ import annotations
@@ -28,19 +30,26 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from .asgi import CLAIMS_STATE_KEY, SupportsVerify, VerifierMiddleware
-from .assertion import AssertionClaims, AssertionVerifier
-from .headers import IdentityHeaders, decode_items, read_identity
-from .jwks import DiscoveryError, JWKSCache, ProviderMetadata, discover, parse_jwks
-from .tokens import MISSING, BaseClaims, Claims, TokenError, TokenErrorReason, TokenVerifier
-
 if TYPE_CHECKING:
+    from .asgi import CLAIMS_STATE_KEY, SupportsVerify, VerifierMiddleware
+    from .assertion import AssertionClaims, AssertionVerifier
+    from .headers import IdentityHeaders, decode_items, read_identity
+    from .jwks import DiscoveryError, JWKSCache, ProviderMetadata, discover, parse_jwks
     from .litestar import (
         claims_of,
         requires_client_role,
         requires_realm_role,
         requires_scope,
         verifier_middleware,
+    )
+    from .tokens import (
+        MISSING,
+        BaseClaims,
+        Claims,
+        RealmJWTVerifier,
+        TokenError,
+        TokenErrorReason,
+        TokenVerifier,
     )
 
 __all__ = (
@@ -54,6 +63,7 @@ __all__ = (
     "IdentityHeaders",
     "JWKSCache",
     "ProviderMetadata",
+    "RealmJWTVerifier",
     "SupportsVerify",
     "TokenError",
     "TokenErrorReason",
@@ -70,19 +80,40 @@ __all__ = (
     "verifier_middleware",
 )
 
-_LITESTAR_NAMES = frozenset(
-    {
-        "claims_of",
-        "requires_client_role",
-        "requires_realm_role",
-        "requires_scope",
-        "verifier_middleware",
-    }
-)
+_MODULE_OF = {
+    "CLAIMS_STATE_KEY": "asgi",
+    "SupportsVerify": "asgi",
+    "VerifierMiddleware": "asgi",
+    "AssertionClaims": "assertion",
+    "AssertionVerifier": "assertion",
+    "DiscoveryError": "jwks",
+    "JWKSCache": "jwks",
+    "ProviderMetadata": "jwks",
+    "discover": "jwks",
+    "parse_jwks": "jwks",
+    "IdentityHeaders": "headers",
+    "decode_items": "headers",
+    "read_identity": "headers",
+    "claims_of": "litestar",
+    "requires_client_role": "litestar",
+    "requires_realm_role": "litestar",
+    "requires_scope": "litestar",
+    "verifier_middleware": "litestar",
+    "MISSING": "tokens",
+    "BaseClaims": "tokens",
+    "Claims": "tokens",
+    "RealmJWTVerifier": "tokens",
+    "TokenError": "tokens",
+    "TokenErrorReason": "tokens",
+    "TokenVerifier": "tokens",
+}
+"""Where each public name lives (loaded on first use)."""
 
 
 def __getattr__(name: str) -> Any:
-    # Litestar is imported only when one of its integration names is first used.
-    if name in _LITESTAR_NAMES:
-        return getattr(importlib.import_module(f"{__name__}.litestar"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -20,7 +20,8 @@ whose ``reason`` says which rule failed:
 ``iat_in_future``        ``iat`` more than ``leeway`` seconds ahead
 ``wrong_issuer``         ``iss`` not *exactly* the issuer (a trailing slash differs)
 ``wrong_token_type``     claim ``typ`` not in ``token_types`` (Keycloak ``ID``,
-                         ``Refresh``, ``Logout`` tokens are refused)
+                         ``Refresh``, ``Logout`` tokens are refused), or header
+                         ``typ`` not in ``header_types`` (`RealmJWTVerifier`)
 ``wrong_audience``       no ``aud`` value in ``audiences`` and ``azp`` not in them
 =======================  ==========================================================
 
@@ -46,7 +47,7 @@ import re
 import time
 from collections.abc import Callable, Collection, Mapping
 from functools import lru_cache
-from typing import Any, Final, Generic, Literal, TypeGuard, TypeVar
+from typing import TYPE_CHECKING, Any, Final, Generic, Literal, TypeGuard, TypeVar
 
 import msgspec
 from joserfc.errors import JoseError
@@ -54,15 +55,18 @@ from joserfc.jwa import JWSAlgModel
 from joserfc.jwk import Key
 from joserfc.jws import JWSRegistry
 
-from .jwks import JWKSCache
+if TYPE_CHECKING:  # the cache does I/O (httpx); checking a token with a key does not
+    from .jwks import JWKSCache
 
 __all__ = (
     "MISSING",
     "BaseClaims",
     "Claims",
+    "RealmJWTVerifier",
     "TokenError",
     "TokenErrorReason",
     "TokenVerifier",
+    "claim_at",
 )
 
 TokenErrorReason = Literal[
@@ -112,6 +116,21 @@ MISSING: Final = _Missing.MISSING
 @lru_cache(maxsize=256)
 def _split_path(path: str) -> tuple[str, ...]:
     return tuple(part.replace("\\.", ".") for part in re.split(r"(?<!\\)\.", path))
+
+
+def claim_at(claims: Mapping[str, object], path: str) -> object:
+    """The value at a dotted ``path`` into ``claims``, or :data:`MISSING`.
+
+    Paths are dotted like Keycloak mapper claim names: ``address.country`` walks
+    into nested objects, ``\\.`` is a literal dot (``https://acme\\.com/tenant``).
+    The one claim reader of the service: the policy and its tests use it too.
+    """
+    node: object = claims
+    for part in _split_path(path):
+        if not isinstance(node, Mapping) or part not in node:
+            return MISSING
+        node = node[part]
+    return node
 
 
 def _str(value: object) -> str | None:
@@ -190,13 +209,8 @@ class BaseClaims(msgspec.Struct, frozen=True, kw_only=True):
     """Granted scopes (``scope`` split on spaces)."""
 
     def claim(self, path: str) -> object:
-        """The value at a dotted ``path`` into the claims, or :data:`MISSING`."""
-        node: object = self.raw
-        for part in _split_path(path):
-            if not isinstance(node, dict) or part not in node:
-                return MISSING
-            node = node[part]
-        return node
+        """The value at a dotted ``path`` into the claims, or :data:`MISSING` (`claim_at`)."""
+        return claim_at(self.raw, path)
 
     def attributes(self, paths: Mapping[str, str]) -> dict[str, object]:
         """``{name: value}`` for each ``name -> claim path`` whose claim is present.
@@ -281,7 +295,7 @@ _MEMO_SIZE: Final = 64
 _STRING_HEADERS: Final = ("typ", "cty", "x5t", "x5t#S256")
 # The other registered header parameters (RFC 7515 §4.1): strings when present.
 
-C = TypeVar("C", bound=BaseClaims)
+C = TypeVar("C")
 
 
 def _short(value: str) -> str:
@@ -323,6 +337,7 @@ class _JWTVerifier(Generic[C]):
         accept_azp: bool,
         clock: Callable[[], float],
         claims_factory: Callable[[dict[str, Any]], C],
+        header_types: Collection[str] | None = None,
     ) -> None:
         if not issuer:
             raise ValueError("issuer must not be empty")
@@ -340,6 +355,9 @@ class _JWTVerifier(Generic[C]):
         self.leeway = leeway
         self.max_bytes = max_bytes
         self.token_types = None if token_types is None else frozenset(token_types)
+        self.header_types = (
+            None if header_types is None else frozenset(t.lower() for t in header_types)
+        )
         self._accept_azp = accept_azp
         self._clock = clock
         self._claims_factory = claims_factory
@@ -366,6 +384,10 @@ class _JWTVerifier(Generic[C]):
             if key is None:
                 raise TokenError("unknown_kid", f"no signing key with kid {_short(kid)}")
         return self._verify_signed(token, alg, key)
+
+    def header_of(self, token: str) -> tuple[str, str]:
+        """``(alg, kid)`` of a token's header after the header checks (no signature check)."""
+        return self._check_header(token)
 
     def verify_with_key(self, token: str, key: Key) -> C:
         """Verify ``token`` with ``key`` regardless of its ``kid``; all other checks apply."""
@@ -407,6 +429,10 @@ class _JWTVerifier(Generic[C]):
         for name in _STRING_HEADERS:
             if name in header and not isinstance(header[name], str):
                 raise TokenError("malformed", f"header parameter {name!r} is not a string")
+        if self.header_types is not None:
+            typ = header.get("typ")
+            if not isinstance(typ, str) or typ.lower() not in self.header_types:
+                raise TokenError("wrong_token_type", "header typ is not accepted")
         kid = header.get("kid")
         if not isinstance(kid, str) or not kid:
             raise TokenError("malformed", "header has no kid")
@@ -515,4 +541,50 @@ class TokenVerifier(_JWTVerifier[Claims]):
             accept_azp=True,
             clock=clock,
             claims_factory=Claims.from_raw,
+        )
+
+
+class RealmJWTVerifier(_JWTVerifier[dict[str, Any]]):
+    """Verifies the realm's other JWTs (ID tokens, back-channel logout tokens).
+
+    The header, key, signature, ``exp``/``nbf``/``iat``, ``iss`` and ``aud``
+    checks are exactly those of :class:`TokenVerifier` (same reasons, same
+    refused header parameters); what each token kind adds on top (``nonce``,
+    ``at_hash``, ``events``, ``jti``) is the caller's. Returns the raw claims.
+
+    Args:
+        issuer: The realm issuer, compared exactly with ``iss``.
+        audience: This client's id; ``aud`` must contain it (``azp`` is not enough).
+        keys: The realm's JWKS cache.
+        algorithms: Allowed ``alg`` values.
+        leeway: Clock skew tolerated for ``exp``, ``nbf`` and ``iat``, in seconds.
+        header_types: Accepted header ``typ`` values (case-insensitive); ``None``
+            accepts any or none.
+        clock: Wall-clock seconds since the epoch; injectable for tests.
+    """
+
+    def __init__(
+        self,
+        *,
+        issuer: str,
+        audience: str,
+        keys: JWKSCache,
+        algorithms: Collection[str] = ("RS256", "PS256", "ES256"),
+        leeway: int = 30,
+        max_bytes: int = 16384,
+        header_types: Collection[str] | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        super().__init__(
+            issuer=issuer,
+            audiences=(audience,),
+            keys=keys,
+            algorithms=algorithms,
+            leeway=leeway,
+            max_bytes=max_bytes,
+            token_types=None,
+            accept_azp=False,
+            clock=clock,
+            claims_factory=dict,
+            header_types=header_types,
         )

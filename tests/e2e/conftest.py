@@ -14,7 +14,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -66,10 +66,19 @@ class StandIn:
         return token
 
 
-def start_standin(timeout: float = 20.0) -> StandIn:
+def start_standin(timeout: float = 20.0, extra_args: Sequence[str] = ()) -> StandIn:
     """``python -m tests.fakes.keycloak --port 0``; read the ready line it prints."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.fakes.keycloak", "--host", "127.0.0.1", "--port", "0"],
+        [
+            sys.executable,
+            "-m",
+            "tests.fakes.keycloak",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            "0",
+            *extra_args,
+        ],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

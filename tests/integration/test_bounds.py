@@ -40,9 +40,9 @@ async def isolated(
     del env["AUTH_LOGIN_RATE_LIMIT"]  # the default (30 per 60 s) applies
     app = create_app(load_settings(env, env_file=False), configure_logs=False)
     async with AsyncTestClient(app, base_url="http://auth.test") as client:
-        components = app.state.resources.components
+        services = app.state.services
         await eventually(
-            lambda: components["oidc"].ready and components["revocations"].synced.is_set(),
+            lambda: services.idp.ready and services.revocations.synced.is_set(),
             "IdP discovery and revocation sync",
         )
         yield client, prefix

@@ -33,8 +33,8 @@ async def _ready(client: AsyncTestClient[Litestar]) -> tuple[int, dict[str, Any]
 
 
 async def test_all_dependencies_up_is_ok(service: AsyncTestClient[Litestar]) -> None:
-    components = service.app.state.resources.components
-    await eventually(lambda: components["idp_probe"].reachable, "the first IdP probe")
+    services = service.app.state.services
+    await eventually(lambda: services.idp_probe.reachable, "the first IdP probe")
     assert await _ready(service) == (
         200,
         {
@@ -54,8 +54,8 @@ async def test_idp_stopped_is_oidc_down_within_30s_degraded_and_decisions_go_on(
     keycloak: tuple[FakeKeycloak, StandInServer],
 ) -> None:
     idp, server = keycloak
-    components = service.app.state.resources.components
-    probe = components["idp_probe"]
+    services = service.app.state.services
+    probe = services.idp_probe
     await eventually(lambda: probe.reachable, "the first IdP probe")
     token = idp.mint_access_token("alice")
     assert (await auth_request(service, token=token)).status_code == 200
@@ -89,15 +89,15 @@ async def test_keys_older_than_max_age_during_an_idp_outage_are_degraded_not_dow
     )
     app = create_app(settings, configure_logs=False)
     async with AsyncTestClient(app, base_url="http://auth.test") as client:
-        components = app.state.resources.components
+        services = app.state.services
         await eventually(
-            lambda: components["oidc"].ready and components["revocations"].synced.is_set(),
+            lambda: services.idp.ready and services.revocations.synced.is_set(),
             "IdP discovery and revocation sync",
         )
         token = idp.mint_access_token("alice")
         assert (await auth_request(client, token=token)).status_code == 200
         server.stop()
-        await eventually(lambda: not components["oidc"].jwks.healthy, "keys to go stale", 30)
+        await eventually(lambda: not services.idp.jwks.healthy, "keys to go stale", 30)
         status, body = await _ready(client)
         assert status == 200
         assert body["status"] == "degraded"
@@ -120,12 +120,12 @@ async def test_postgres_unreachable_is_degraded_and_audit_spools(
 
     app = create_app(settings, configure_logs=False)
     async with AsyncTestClient(app, base_url="http://auth.test") as client:
-        components = app.state.resources.components
+        services = app.state.services
         await eventually(
             lambda: (
-                components["oidc"].ready
-                and components["revocations"].synced.is_set()
-                and components["idp_probe"].reachable
+                services.idp.ready
+                and services.revocations.synced.is_set()
+                and services.idp_probe.reachable
             ),
             "IdP discovery, revocation sync and the first IdP probe",
         )
@@ -156,9 +156,9 @@ async def test_never_synced_revocations_are_down_then_redis_loss_after_sync_is_d
     settings = load_settings({**idp_env, "AUTH_REDIS_URL": stopped_redis.url}, env_file=False)
     app = create_app(settings, configure_logs=False)
     async with AsyncTestClient(app, base_url="http://auth.test") as client:
-        components = app.state.resources.components
+        services = app.state.services
         await eventually(
-            lambda: components["oidc"].ready and components["idp_probe"].reachable,
+            lambda: services.idp.ready and services.idp_probe.reachable,
             "IdP discovery and the first IdP probe",
         )
         r = await client.get("/health/ready")
@@ -169,13 +169,13 @@ async def test_never_synced_revocations_are_down_then_redis_loss_after_sync_is_d
         assert r.json()["redis"] == "down"
 
         stopped_redis.start()
-        await eventually(lambda: components["revocations"].ever_synced, "first sync", 15)
+        await eventually(lambda: services.revocations.ever_synced, "first sync", 15)
         status, body = await _ready(client)
         assert (status, body["status"], body["revocations"]) == (200, "ok", "synced")
 
         stopped_redis.stop()
         await eventually(
-            lambda: not components["revocations"].synced.is_set(), "the mirror to notice", 15
+            lambda: not services.revocations.synced.is_set(), "the mirror to notice", 15
         )
         status, body = await _ready(client)
         assert status == 200
@@ -194,12 +194,12 @@ async def test_postgres_going_away_after_start_is_degraded_and_decisions_go_on(
         settings = load_settings(env, env_file=False)
         app = create_app(settings, configure_logs=False)
         async with AsyncTestClient(app, base_url="http://auth.test") as client:
-            components = app.state.resources.components
+            services = app.state.services
             await eventually(
                 lambda: (
-                    components["oidc"].ready
-                    and components["revocations"].synced.is_set()
-                    and components["idp_probe"].reachable
+                    services.idp.ready
+                    and services.revocations.synced.is_set()
+                    and services.idp_probe.reachable
                 ),
                 "IdP discovery, revocation sync and the first IdP probe",
             )

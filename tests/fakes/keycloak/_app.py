@@ -151,6 +151,14 @@ async def _control(fake: FakeKeycloak, req: Request) -> Response:
         if action == ("POST", "logout-user"):
             deliveries = await fake.admin_logout_user(data["username"])
             return Response.json({"deliveries": [d.status_code for d in deliveries]})
+        if action == ("GET", "sessions"):
+            username = req.param("username")
+            rows = [
+                {"sid": s.sid, "username": s.username, "clients": sorted(s.clients)}
+                for s in list(fake.sessions.values())
+                if s.active and (username is None or s.username == username)
+            ]
+            return Response.json(rows)
         if action == ("GET", "deliveries"):
             rows = [vars(d) for d in fake.backchannel_deliveries]
             return Response.json(rows)

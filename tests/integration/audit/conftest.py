@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from types import SimpleNamespace
-from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import asyncpg
 import pytest
 
-from auth_service.errors import NotAuthenticated
 from auth_service.migrations import apply_migrations
 from tests.conftest import ADMIN_DSN
 
@@ -52,22 +48,3 @@ def spool_root(tmp_path: Path) -> Path:
     root = tmp_path / "spool"
     root.mkdir()
     return root
-
-
-@dataclass(frozen=True)
-class FakeIdentity:
-    """The identity protocol the audit controller relies on."""
-
-    subject: str
-    realm_roles: frozenset[str]
-    claims: Any = field(default_factory=lambda: SimpleNamespace(client_id=None))
-
-
-class FakeAuthenticator:
-    """Stand-in for the token service: the bearer token ``<sub>:<role>,<role>`` is valid."""
-
-    async def authenticate(self, token: str) -> FakeIdentity:
-        sub, _, roles = token.partition(":")
-        if not sub:
-            raise NotAuthenticated("invalid token", reason="invalid_token")
-        return FakeIdentity(sub, frozenset(r for r in roles.split(",") if r))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import subprocess
 import sys
@@ -15,66 +14,63 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-import httpx
 import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
+from auth_service.app import create_app
 from auth_service.audit import AuditLog, open_audit
 from auth_service.audit.checkpoints import CheckpointStore
-from auth_service.audit.controllers import AuditController
-from auth_service.config import Settings
-from auth_service.errors import exception_handlers
-from auth_service.observability.metrics import Metrics
-from auth_service.resources import Resources
+from auth_service.config import load_settings
+from auth_service.services import Services
 from tests.conftest import REDIS_URL
-from tests.integration.audit.conftest import FakeAuthenticator
+from tests.fakes.keycloak import FakeKeycloak
 from tests.support.audit import KEY_1, KEYS, env_value
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, eventually
 
-AUDITOR = {"Authorization": "Bearer auditor-1:auth-auditor"}
+Api = tuple[AsyncTestClient[Litestar], AuditLog, dict[str, str]]
+"""The app, a writer of events into its database, and the auditor's headers."""
 
 
 @pytest.fixture
 async def api(
-    fresh_db: str, settings: Settings, spool_root: Path
-) -> AsyncIterator[tuple[AsyncTestClient[Litestar], AuditLog]]:
-    """The audit controller on a private database, with the fake authenticator and a writer.
-
-    The pool is opened by the app's lifespan so it lives on the loop that serves requests.
-    """
-
-    settings = msgspec.structs.replace(
-        settings, redis_prefix=f"{settings.redis_prefix}{uuid.uuid4().hex[:8]}:"
+    fresh_db: str,
+    idp_env: dict[str, str],
+    redis_prefix: str,
+    idp: FakeKeycloak,
+    spool_root: Path,
+) -> AsyncIterator[Api]:
+    """The app (built as ``serve`` builds it) on a private database and Redis prefix, a
+    writer of events into that database publishing checkpoints every 0.2 s, and the headers
+    of the stand-in's auditor (``admin``)."""
+    prefix = f"{redis_prefix}{uuid.uuid4().hex[:8]}:"
+    settings = load_settings(
+        {**idp_env, "AUTH_DATABASE_URL": fresh_db, "AUTH_REDIS_PREFIX": prefix}, env_file=False
     )
-
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        pool = await asyncpg.create_pool(fresh_db, min_size=0, max_size=4)
-        redis = Redis.from_url(REDIS_URL)
-        http = httpx.AsyncClient()
-        res = Resources(settings=settings, metrics=Metrics(), pg=pool, redis=redis, http=http)
-        res.components["authenticator"] = FakeAuthenticator()
-        app.state.resources = res
-        async with open_audit(
-            pool,
-            spool_root,
-            keys=KEYS,
-            aggregate_window=0,
-            checkpoints=CheckpointStore(redis, settings.redis_prefix),
-            checkpoint_interval=0.2,
-        ) as audit:
-            res.components["audit"] = audit
-            yield
-        await http.aclose()
+    app = create_app(settings, configure_logs=False)
+    pool = await asyncpg.create_pool(fresh_db, min_size=0, max_size=4)
+    redis = Redis.from_url(REDIS_URL)
+    try:
+        async with (
+            open_audit(
+                pool,
+                spool_root,
+                keys=KEYS,
+                aggregate_window=0,
+                checkpoints=CheckpointStore(redis, prefix),
+                checkpoint_interval=0.2,
+            ) as audit,
+            AsyncTestClient(app) as client,
+        ):
+            services: Services = app.state.services
+            await eventually(lambda: services.idp.ready, "IdP discovery")
+            auditor = {"Authorization": f"Bearer {idp.mint_access_token('admin')}"}
+            yield client, audit, auditor
+    finally:
         await redis.aclose()
         await pool.close()
-
-    app = Litestar([AuditController], exception_handlers=exception_handlers, lifespan=[lifespan])
-    async with AsyncTestClient(app) as client:
-        yield client, app.state.resources.components["audit"]
 
 
 async def _emit_many(audit: AuditLog, n: int) -> list[str]:
@@ -87,37 +83,36 @@ async def _emit_many(audit: AuditLog, n: int) -> list[str]:
     return ids
 
 
-async def test_without_a_token_is_401(api: tuple[AsyncTestClient[Litestar], AuditLog]) -> None:
+async def test_without_a_token_is_401(api: Api) -> None:
     """No bearer token: 401 problem+json with WWW-Authenticate."""
-    client, _ = api
+    client, _, _ = api
     r = await client.get("/admin/audit-events")
     assert r.status_code == 401
     assert r.headers["content-type"] == "application/problem+json"
     assert r.headers["www-authenticate"].startswith("Bearer")
 
 
-async def test_without_the_auditor_role_is_403(
-    api: tuple[AsyncTestClient[Litestar], AuditLog],
-) -> None:
+async def test_without_the_auditor_role_is_403(api: Api, idp: FakeKeycloak) -> None:
     """A valid token without the realm role ``auth-auditor``: 403 with reason missing_role."""
-    client, _ = api
-    r = await client.get("/admin/audit-events", headers={"Authorization": "Bearer bob:auth-admin"})
+    client, _, _ = api
+    bob = {"Authorization": f"Bearer {idp.mint_access_token('bob')}"}
+    r = await client.get("/admin/audit-events", headers=bob)
     assert r.status_code == 403
     assert r.json()["reason"] == "missing_role"
 
 
 async def test_filters_by_type_subject_request_id_and_time(
-    api: tuple[AsyncTestClient[Litestar], AuditLog],
+    api: Api,
 ) -> None:
     """``type``, ``subject`` (actor or subject sub), ``request_id``, ``since``/``until`` filter."""
-    client, audit = api
+    client, audit, auditor = api
     audit.emit("mfa.failure", outcome="failure", actor_sub="carol", request_id="rid-c")
     audit.emit("mfa.admin_reset", outcome="success", actor_sub="admin", subject_sub="carol")
     audit.emit("login.success", outcome="success", actor_sub="dave", request_id="rid-d")
     assert await audit.sink.wait_idle(10)  # type: ignore[attr-defined]
 
     async def get(**params: str) -> list[dict[str, Any]]:
-        r = await client.get("/admin/audit-events", params=params, headers=AUDITOR)
+        r = await client.get("/admin/audit-events", params=params, headers=auditor)
         assert r.status_code == 200, r.text
         events: list[dict[str, Any]] = r.json()["events"]
         return events
@@ -134,10 +129,10 @@ async def test_filters_by_type_subject_request_id_and_time(
 
 
 async def test_pagination_has_no_gaps_or_repeats_while_events_arrive(
-    api: tuple[AsyncTestClient[Litestar], AuditLog],
+    api: Api,
 ) -> None:
     """Walking pages newest-first while new events keep arriving visits each old event once."""
-    client, audit = api
+    client, audit, auditor = api
     existing = await _emit_many(audit, 250)
     stop = threading.Event()
     inserted = 0
@@ -155,7 +150,7 @@ async def test_pagination_has_no_gaps_or_repeats_while_events_arrive(
     pages = 0
     while True:
         params = {"limit": "17", **({"cursor": cursor} if cursor else {})}
-        r = await client.get("/admin/audit-events", params=params, headers=AUDITOR)
+        r = await client.get("/admin/audit-events", params=params, headers=auditor)
         assert r.status_code == 200, r.text
         body = r.json()
         seen += [e["id"] for e in body["events"]]
@@ -170,21 +165,22 @@ async def test_pagination_has_no_gaps_or_repeats_while_events_arrive(
     assert set(existing) <= set(seen), "an event was skipped"
 
 
-async def test_bad_cursor_is_400(api: tuple[AsyncTestClient[Litestar], AuditLog]) -> None:
+async def test_bad_cursor_is_400(api: Api) -> None:
     """A cursor this service did not issue is a 400, not a 500."""
-    client, _ = api
-    r = await client.get("/admin/audit-events", params={"cursor": "!!nope"}, headers=AUDITOR)
+    client, _, auditor = api
+    r = await client.get("/admin/audit-events", params={"cursor": "!!nope"}, headers=auditor)
     assert r.status_code == 400
     assert r.json()["reason"] == "invalid_cursor"
 
 
-@pytest.mark.parametrize("token", [None, "bob:auth-admin"])
+@pytest.mark.parametrize("user", [None, "bob"])
 async def test_checkpoints_need_the_auditor_role(
-    api: tuple[AsyncTestClient[Litestar], AuditLog], token: str | None
+    api: Api, idp: FakeKeycloak, user: str | None
 ) -> None:
     """``/admin/audit-checkpoints`` has the same guard as the events: 401 without a token,
     403 without ``auth-auditor``."""
-    client, _ = api
+    client, _, _ = api
+    token = None if user is None else idp.mint_access_token(user)
     headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     r = await client.get("/admin/audit-checkpoints", headers=headers)
     assert r.status_code == (401 if token is None else 403)
@@ -192,17 +188,17 @@ async def test_checkpoints_need_the_auditor_role(
 
 
 async def test_checkpoints_endpoint_serves_each_chains_head_and_verify_reads_it(
-    api: tuple[AsyncTestClient[Litestar], AuditLog], fresh_db: str, tmp_path: Path
+    api: Api, fresh_db: str, tmp_path: Path
 ) -> None:
     """While the writer runs, the endpoint shows its chain's head within the interval; its JSON,
     saved to a file, lets `audit verify --checkpoints` find the newest events removed."""
-    client, audit = api
+    client, audit, auditor = api
     ids = await _emit_many(audit, 6)
     chain = audit.sink.chain_id  # type: ignore[attr-defined]
     body: dict[str, Any] = {}
 
     async def published() -> bool:
-        r = await client.get("/admin/audit-checkpoints", headers=AUDITOR)
+        r = await client.get("/admin/audit-checkpoints", headers=auditor)
         assert r.status_code == 200, r.text
         body.update(r.json())
         return any(c["chain_id"] == chain and c["seq"] == 6 for c in body["checkpoints"])

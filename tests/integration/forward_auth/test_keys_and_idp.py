@@ -49,7 +49,7 @@ async def test_idp_down_known_keys_work_unknown_kid_401_then_recovers(
         server.start()
     # The refresh interval (10 s) still blocks an immediate re-fetch; a forced refresh
     # stands in for the background refresh that follows.
-    provider = service.app.state.resources.components["oidc"]
+    provider = service.app.state.services.idp
     assert provider.jwks is not None
     service.blocking_portal.call(provider.jwks.refresh, True)
     assert (await auth_request(service, token=unknown)).status_code == 200
@@ -60,7 +60,7 @@ async def test_garbage_jwks_keeps_old_keys(
 ) -> None:
     """A JWKS answer that is junk is ignored: known tokens still verify."""
     idp.set_fault("jwks", "garbage")
-    provider = service.app.state.resources.components["oidc"]
+    provider = service.app.state.services.idp
     assert service.blocking_portal.call(provider.jwks.refresh, True) is False
     assert (await auth_request(service, token=idp.mint_access_token())).status_code == 200
 
@@ -91,9 +91,9 @@ async def test_instance_that_cannot_decrypt_the_signing_key_answers_503(
     other_settings = load_settings({**idp_env, "AUTH_SECRET_KEYS": f"k9:{wrong}"}, env_file=False)
     app = create_app(other_settings, configure_logs=False)
     async with AsyncTestClient(app, base_url="http://auth.test") as other:
-        components = app.state.resources.components
+        services = app.state.services
         await eventually(
-            lambda: components["oidc"].ready and components["revocations"].ever_synced,
+            lambda: services.idp.ready and services.revocations.ever_synced,
             "IdP discovery and revocation sync",
         )
         r = await auth_request(other, token=token)

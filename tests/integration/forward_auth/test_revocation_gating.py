@@ -51,9 +51,9 @@ async def test_never_synced_revocations_refuse_tokens_until_redis_is_back(
     other = idp.mint_access_token("bob")
     app = create_app(settings, configure_logs=False)
     async with AsyncTestClient(app, base_url="http://auth.test") as client:
-        components = app.state.resources.components
-        await eventually(lambda: components["oidc"].ready, "IdP discovery")
-        assert components["revocations"].ever_synced is False
+        services = app.state.services
+        await eventually(lambda: services.idp.ready, "IdP discovery")
+        assert services.revocations.ever_synced is False
 
         for bearer in (token, other):  # neither can be checked for revocation
             r = await auth_request(client, token=bearer)
@@ -74,11 +74,9 @@ async def test_never_synced_revocations_refuse_tokens_until_redis_is_back(
 
         stopped_redis.start()
         await _revoke_sid(stopped_redis.url, settings.redis_prefix, "sid-logged-out")
+        await eventually(lambda: services.revocations.ever_synced, "revocation mirror sync", 15)
         await eventually(
-            lambda: components["revocations"].ever_synced, "revocation mirror sync", 15
-        )
-        await eventually(
-            lambda: components["revocations"].is_revoked("sid-logged-out", None),
+            lambda: services.revocations.is_revoked("sid-logged-out", None),
             "the revocation to reach the mirror",
         )
         r = await auth_request(client, token=token)

@@ -1,12 +1,10 @@
-"""Fixtures for MFA tests: the in-process app with the MFA capability wired, a clock, helpers.
+"""Fixtures for MFA tests: the in-process app built by `create_app` with a test clock, helpers.
 
-Until `auth_service.wiring` and `auth_service.app` carry the MFA lines, the
-``mfa_service`` fixture adds them the way production will: `start_mfa` after
-the other services, its state handed to forward-auth, its routes registered.
-(Once wired in production the fixture only swaps in the test clock.)
-
-The MFA clock is a `FakeClock` the tests move; tokens are still minted and
-verified on real time, so the clock starts at the real current time.
+The app is the production wiring (`auth_service.services.build_services`); the
+only thing handed in is the MFA clock, a `FakeClock` the tests move. Tokens are
+still minted and verified on real time, so the clock starts at the real current
+time. Browser sessions are created in the real session store (Redis), exactly
+as the login callback creates them.
 """
 
 from __future__ import annotations
@@ -16,8 +14,8 @@ import contextlib
 import secrets
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TypeVar
 
 import asyncpg
 import httpx
@@ -25,13 +23,15 @@ import pyotp
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
-import auth_service.wiring as wiring
 from auth_service.app import create_app
 from auth_service.config import Settings
-from auth_service.mfa import ROUTE_HANDLERS, start_mfa
+from auth_service.crypto import SecretBox
 from auth_service.resources import Resources
-from auth_service.tokens.identity import Authenticated
+from auth_service.services import Services
+from auth_service.sessions import SessionStore, session_cookie_name
+from auth_service.sessions.store import IdPTokens
 from tests.fakes.keycloak import FakeKeycloak
 from tests.support.peer import FromPeer
 from tests.support.processes import eventually
@@ -60,108 +60,66 @@ class FakeClock:
         return int(self.now // 30)
 
 
-class FakeSessions:
-    """Stand-in for the sessions capability: cookie value → an access token of the session.
-
-    Resolves through the real `Authenticator`, so the identity (and its ``sid``) is
-    exactly what the browser session of that Keycloak session would carry.
-    """
-
-    cookie_name = b"auth_session"
-
-    def __init__(self, authenticator: Any) -> None:
-        self.authenticator = authenticator
-        self.tokens: dict[str, str] = {}
-
-    def login(self, token: str) -> str:
-        """A new session id for ``token``."""
-        session_id = secrets.token_urlsafe(32)
-        self.tokens[session_id] = token
-        return session_id
-
-    async def resolve(self, session_id: str) -> Authenticated:
-        from auth_service.tokens.service import TokenRejected
-
-        token = self.tokens.get(session_id)
-        if token is None:
-            raise TokenRejected("session_unknown", "no such session")
-        identity: Authenticated = await self.authenticator.authenticate(token)
-        return identity
-
-
 @dataclass
 class MfaApp:
-    """One in-process app instance with MFA wired."""
+    """One in-process app instance (production wiring, test clock)."""
 
     app: Litestar
     client: AsyncTestClient[Litestar]
     clock: FakeClock
-    sessions: FakeSessions | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def services(self) -> Services:
+        """The worker's services (read only)."""
+        services: Services = self.app.state.services
+        return services
 
     @property
     def res(self) -> Resources:
         """The worker's resources."""
-        res: Resources = self.app.state.resources
-        return res
+        return self.services.resources
+
+    async def login(self, user: User) -> tuple[str, str]:
+        """A browser session of ``user``'s sid in the real session store: (cookie, id)."""
+        from tests.conftest import REDIS_URL
+
+        settings = self.res.settings
+        redis = Redis.from_url(REDIS_URL)
+        try:
+            store = SessionStore(
+                redis,
+                SecretBox(settings.secret_keys),
+                prefix=settings.redis_prefix,
+                idle_timeout=settings.session_idle_timeout,
+                absolute_timeout=settings.session_absolute_timeout,
+            )
+            session_id, _ = await store.create(
+                sub=user.sub,
+                sid=user.sid,
+                tokens=IdPTokens(access_token=user.token),
+                access_exp=time.time() + 300,
+            )
+        finally:
+            await redis.aclose()
+        return session_cookie_name(settings.public_url), session_id
 
 
 @contextlib.asynccontextmanager
-async def mfa_app(
-    settings: Settings,
-    clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
-    *,
-    fake_sessions: bool = True,
-    real_sessions: bool = False,
-) -> AsyncIterator[MfaApp]:
-    """Start an app instance whose MFA capability uses ``clock``.
-
-    ``real_sessions`` wires the sessions capability (`auth_service.sessions`) when the
-    production wiring does not yet; otherwise ``fake_sessions`` adds `FakeSessions`.
-    """
-    original = wiring.start_services
-    holder: dict[str, Any] = {}
-
-    async def start_services(app: Litestar, res: Resources, stack: Any) -> None:
-        await original(app, res, stack)
-        if "mfa" not in res.components:  # not yet in production wiring
-            state = await start_mfa(res, stack, clock=clock)
-        else:  # production wiring: swap the clocks in
-            state = res.components["mfa"]
-            service = res.components["mfa_service"]
-            state.clock = service.codes.clock = service.lockout.clock = clock
-        app.state.forward_auth.mfa = state
-        if real_sessions:
-            if "sessions" not in res.components:  # not yet in production wiring
-                from auth_service.sessions import start_sessions
-
-                app.state.forward_auth.sessions = await start_sessions(app, res, stack)
-        elif fake_sessions:
-            sessions = FakeSessions(res.components["authenticator"])
-            res.components["sessions"] = sessions
-            app.state.forward_auth.sessions = sessions
-            holder["sessions"] = sessions
-
-    monkeypatch.setattr(wiring, "start_services", start_services)
-    app = create_app(settings, configure_logs=False)
-    paths = {r.path for r in app.routes}
-    if "/mfa/totp" not in paths:
-        for handler in ROUTE_HANDLERS:
-            app.register(handler)
+async def mfa_app(settings: Settings, clock: FakeClock) -> AsyncIterator[MfaApp]:
+    """Start an app instance whose MFA capability uses ``clock``."""
+    app = create_app(settings, clock=clock, configure_logs=False)
     # Requests arrive from a gateway on this host, so the users' X-Real-IP is believed.
     async with AsyncTestClient(FromPeer(app), base_url="http://auth.test") as client:
-        components = app.state.resources.components
+        services: Services = app.state.services
         await eventually(
             lambda: (
-                components["oidc"].ready
-                and components["revocations"].synced.is_set()
-                and "mfa" in components
-                and components["mfa"].synced.is_set()
+                services.idp.ready
+                and services.revocations.synced.is_set()
+                and services.mfa_state.synced.is_set()
             ),
             "IdP discovery, revocation and MFA state sync",
         )
-        yield MfaApp(app, client, clock, holder.get("sessions"))
+        yield MfaApp(app, client, clock)
 
 
 @pytest.fixture
@@ -171,11 +129,9 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-async def svc(
-    idp_settings: Settings, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[MfaApp]:
-    """The app in-process with MFA wired and a fake sessions resolver."""
-    async with mfa_app(idp_settings, clock, monkeypatch) as instance:
+async def svc(idp_settings: Settings, clock: FakeClock) -> AsyncIterator[MfaApp]:
+    """The app in-process, production wiring, MFA on the test clock."""
+    async with mfa_app(idp_settings, clock) as instance:
         yield instance
 
 

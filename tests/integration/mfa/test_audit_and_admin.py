@@ -46,7 +46,7 @@ async def test_admin_reset_requires_auth_admin(
     r = await c.delete(f"/admin/users/{user.sub}/mfa/totp", headers=admin.headers())
     assert r.status_code == 204, r.text
     assert (await c.get("/mfa/totp", headers=user.headers())).json()["enrolled"] is False
-    assert not svc.res.components["mfa"].is_verified(user.sid)
+    assert not svc.services.mfa_state.is_verified(user.sid)
     r = await c.delete(f"/admin/users/{user.sub}/mfa/totp", headers=admin.headers())
     assert r.status_code == 404
     assert (

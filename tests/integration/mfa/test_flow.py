@@ -3,23 +3,18 @@
 from __future__ import annotations
 
 import re
-import time
 from collections.abc import Callable
 from urllib.parse import quote
 
-import pytest
 from redis.asyncio import Redis
 
-from auth_service.config import Settings
 from auth_service.forward_auth.decision import MFA_CHALLENGE
 from tests.integration.mfa.conftest import (
     PAYMENTS,
-    FakeClock,
     MfaApp,
     User,
     enroll,
     forward,
-    mfa_app,
     verify,
 )
 from tests.support.processes import eventually
@@ -67,83 +62,43 @@ async def test_bearer_flow_challenges_then_allows_with_totp(
     assert plain.status_code == 200 and plain.headers["x-auth-mfa"] == "totp"
 
 
-@pytest.mark.parametrize("resolver", ["real", "stand-in"])
 async def test_browser_session_redirected_to_mfa_page_then_allowed(
-    idp_settings: Settings,
-    clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
-    make_user: Callable[..., User],
-    resolver: str,
+    svc: MfaApp, make_user: Callable[..., User]
 ) -> None:
     """A browser on a `require_mfa` rule is redirected to /auth/mfa?rd=...; the page's form
     verifies the session's sid; then the browser and bearer tokens of that sid pass.
 
-    Run with the real session resolver (`auth_service.sessions`, session created in its
-    Redis store) and with the stand-in resolver returning the identity of the same sid.
+    The session is created in the real session store (Redis), as the login callback does.
     """
-    real = resolver == "real"
-    async with mfa_app(idp_settings, clock, monkeypatch, real_sessions=real) as svc:
-        c, user = svc.client, make_user()
-        await enroll(c, user, svc.clock)
-        if real:
-            cookie, session_id = await _real_session(svc, user)
-        else:
-            assert svc.sessions is not None
-            cookie, session_id = "auth_session", svc.sessions.login(user.token)
-        c.cookies.set(cookie, session_id, domain="auth.test")
+    c, user = svc.client, make_user()
+    await enroll(c, user, svc.clock)
+    cookie, session_id = await svc.login(user)
+    c.cookies.set(cookie, session_id, domain="auth.test")
 
-        r = await forward(c, browser=True)
-        assert r.status_code == 302
-        assert r.headers["location"] == f"http://auth.test/auth/mfa?rd={quote(PAYMENTS, safe='')}"
+    r = await forward(c, browser=True)
+    assert r.status_code == 302
+    assert r.headers["location"] == f"http://auth.test/auth/mfa?rd={quote(PAYMENTS, safe='')}"
 
-        page = await c.get(f"/auth/mfa?rd={quote(PAYMENTS, safe='')}")  # by session cookie
-        assert page.status_code == 200
-        csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
-        assert csrf is not None
-        svc.clock.advance(30)
-        r = await c.post(
-            "/auth/mfa",
-            data={"csrf_token": csrf[1], "rd": PAYMENTS, "code": user.code(svc.clock)},
-            follow_redirects=False,
-        )
-        assert r.status_code == 303, r.text
-        assert r.headers["location"] == PAYMENTS
+    page = await c.get(f"/auth/mfa?rd={quote(PAYMENTS, safe='')}")  # by session cookie
+    assert page.status_code == 200
+    csrf = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert csrf is not None
+    svc.clock.advance(30)
+    r = await c.post(
+        "/auth/mfa",
+        data={"csrf_token": csrf[1], "rd": PAYMENTS, "code": user.code(svc.clock)},
+        follow_redirects=False,
+    )
+    assert r.status_code == 303, r.text
+    assert r.headers["location"] == PAYMENTS
 
-        r = await forward(c, browser=True)
-        assert r.status_code == 200 and r.headers["x-auth-mfa"] == "totp"
-        _, claims, _ = parts(r.headers["x-auth-assertion"])
-        assert "otp" in claims["amr"]
-        c.cookies.clear()
-        r = await forward(c, token=user.token)  # a bearer token of the same sid
-        assert r.status_code == 200 and r.headers["x-auth-mfa"] == "totp"
-
-
-async def _real_session(svc: MfaApp, user: User) -> tuple[str, str]:
-    """A session of ``user``'s sid in the real session store (as the login callback makes)."""
-    from auth_service.crypto import SecretBox
-    from auth_service.sessions import SessionStore, session_cookie_name
-    from auth_service.sessions.store import IdPTokens
-    from tests.conftest import REDIS_URL
-
-    settings = svc.res.settings
-    redis = Redis.from_url(REDIS_URL)
-    try:
-        store = SessionStore(
-            redis,
-            SecretBox(settings.secret_keys),
-            prefix=settings.redis_prefix,
-            idle_timeout=1800,
-            absolute_timeout=43200,
-        )
-        session_id, _ = await store.create(
-            sub=user.sub,
-            sid=user.sid,
-            tokens=IdPTokens(access_token=user.token),
-            access_exp=time.time() + 300,
-        )
-    finally:
-        await redis.aclose()
-    return session_cookie_name(settings.public_url), session_id
+    r = await forward(c, browser=True)
+    assert r.status_code == 200 and r.headers["x-auth-mfa"] == "totp"
+    _, claims, _ = parts(r.headers["x-auth-assertion"])
+    assert "otp" in claims["amr"]
+    c.cookies.clear()
+    r = await forward(c, token=user.token)  # a bearer token of the same sid
+    assert r.status_code == 200 and r.headers["x-auth-mfa"] == "totp"
 
 
 async def test_verified_sid_ends_with_revocation_and_logout(
@@ -158,7 +113,7 @@ async def test_verified_sid_ends_with_revocation_and_logout(
         await enroll(c, user, svc.clock)
         svc.clock.advance(30)
         assert (await verify(c, user, {"code": user.code(svc.clock)})).status_code == 200
-        mfa = svc.res.components["mfa"]
+        mfa = svc.services.mfa_state
         assert mfa.is_verified(user.sid)
         if end == "revoke":
             r = await c.post("/admin/revocations", json={"sid": user.sid}, headers=admin.headers())
@@ -213,7 +168,7 @@ async def test_status_enrollment_conflict_and_disable(
     )
     assert r.status_code == 204, r.text
     assert (await c.get("/mfa/totp", headers=user.headers())).json()["enrolled"] is False
-    assert not svc.res.components["mfa"].is_verified(user.sid)
+    assert not svc.services.mfa_state.is_verified(user.sid)
 
 
 async def test_unauthenticated_and_sidless_callers_are_refused(
@@ -235,8 +190,8 @@ async def test_session_callers_must_send_json(svc: MfaApp, make_user: Callable[.
     """A cookie-authenticated state change that is not application/json (what a cross-site
     form could send) is refused; the same request as JSON works."""
     c, user = svc.client, make_user()
-    assert svc.sessions is not None
-    c.cookies.set("auth_session", svc.sessions.login(user.token), domain="auth.test")
+    cookie, session_id = await svc.login(user)
+    c.cookies.set(cookie, session_id, domain="auth.test")
     r = await c.post(
         "/mfa/totp/enrollment",
         content=b"x=1",

@@ -114,13 +114,12 @@ async def test_recovery_code_failures_count_too(
 async def test_count_is_shared_by_instances(
     idp_settings: Settings,
     clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
     make_user: Callable[..., User],
 ) -> None:
     """Two failures on one instance and three on another lock the user on both."""
     async with (
-        mfa_app(idp_settings, clock, monkeypatch) as a,
-        mfa_app(idp_settings, clock, monkeypatch) as b,
+        mfa_app(idp_settings, clock) as a,
+        mfa_app(idp_settings, clock) as b,
     ):
         user = make_user()
         await enroll(a.client, user, clock)
@@ -134,14 +133,13 @@ async def test_count_is_shared_by_instances(
 async def test_per_ip_limit_spans_users(
     idp_settings: Settings,
     clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
     make_user: Callable[..., User],
 ) -> None:
     """One source address failing for many users is locked by the per-IP counter
     (``AUTH_MFA_IP_MAX_FAILURES=6``): six wrong codes over three users are 400, then the
     address gets 429, even for a fresh user confirming an enrollment."""
     settings = msgspec.structs.replace(idp_settings, mfa_ip_max_failures=6)
-    async with mfa_app(settings, clock, monkeypatch) as svc:
+    async with mfa_app(settings, clock) as svc:
         c = svc.client
         users = [make_user() for _ in range(3)]
         for u in users:

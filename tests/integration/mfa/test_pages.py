@@ -90,7 +90,7 @@ async def test_form_without_valid_csrf_is_refused(
             follow_redirects=False,
         )
         assert r.status_code == 403, bad
-    assert not svc.res.components["mfa"].is_verified(user.sid)
+    assert not svc.services.mfa_state.is_verified(user.sid)
     r = await c.post(
         "/auth/mfa",
         data={"csrf_token": token, "code": code},
@@ -127,7 +127,7 @@ async def test_prompt_redirect_is_limited_to_allowed_hosts(
         follow_redirects=False,
     )
     assert r.status_code == 400 and r.json()["reason"] == "invalid_redirect"
-    assert not svc.res.components["mfa"].is_verified(user.sid)
+    assert not svc.services.mfa_state.is_verified(user.sid)
     r = await c.post(
         "/auth/mfa",
         data={"csrf_token": _csrf(page.text), "code": code, "rd": "https://app.test/x"},

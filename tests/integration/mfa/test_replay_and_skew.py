@@ -49,14 +49,13 @@ async def test_older_unused_code_refused_after_newer_accepted(
 async def test_concurrent_same_code_exactly_one_success_across_two_instances(
     idp_settings: Settings,
     clock: FakeClock,
-    monkeypatch: pytest.MonkeyPatch,
     make_user: Callable[..., User],
 ) -> None:
     """Two app instances (own pools, own Redis clients, own event loops) receive the same
     valid code at once, 50 times: exactly one of each pair succeeds."""
     async with (
-        mfa_app(idp_settings, clock, monkeypatch) as a,
-        mfa_app(idp_settings, clock, monkeypatch) as b,
+        mfa_app(idp_settings, clock) as a,
+        mfa_app(idp_settings, clock) as b,
     ):
         user = make_user()
         await enroll(a.client, user, clock)

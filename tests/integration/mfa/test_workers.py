@@ -1,8 +1,7 @@
 """Replay protection and lockout across real worker processes (production wiring).
 
-These run `auth-service serve --workers 2`, so they need the MFA lines in
-`auth_service.wiring` and `auth_service.app`; until then they fail on the 404
-of ``/mfa/totp/enrollment``.
+These run `auth-service serve --workers 2`: the services each worker builds in
+`auth_service.services.build_services`.
 """
 
 from __future__ import annotations

@@ -60,12 +60,12 @@ async def own(idp_env: dict[str, str], extra_env: dict[str, str]) -> AsyncIterat
     app = create_app(load_settings(env, env_file=False), configure_logs=False)
     peer = FromPeer(app, GATEWAY)
     async with AsyncTestClient(peer, base_url="http://auth.test") as client:
-        components = app.state.resources.components
+        services = app.state.services
         await eventually(
             lambda: (
-                components["oidc"].ready
-                and components["revocations"].synced.is_set()
-                and components["mfa"].synced.is_set()
+                services.idp.ready
+                and services.revocations.synced.is_set()
+                and services.mfa_state.synced.is_set()
             ),
             "IdP discovery, revocation and MFA state sync",
         )

@@ -1,30 +1,28 @@
-"""Browser-session fixtures: the app with the session wiring applied, and a login helper.
+"""Browser-session fixtures: the app as production wires it, an audit trail reader, helpers.
 
-Production wiring (``auth_service.wiring.start_services`` and the route list in
-``auth_service.app``) does not include sessions yet; `wired` patches
-``start_services`` to call the original and then `start_sessions`, and
-`build_app` registers the controller, exactly as the wiring lines will.
+Apps are built by `create_app` (the same `build_services` as ``serve``); audit
+events are read back from PostgreSQL, where the worker's audit writer puts them.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import datetime as dt
 import html.parser
+import time
 from collections.abc import AsyncIterator
-from typing import Any
 from urllib.parse import urlsplit
 
+import asyncpg
 import httpx
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-import auth_service.wiring as wiring
 from auth_service.app import create_app
 from auth_service.config import Settings
-from auth_service.oidc.controllers import BrowserLoginController
-from auth_service.sessions import start_sessions
-from tests.support.processes import eventually
+from auth_service.services import Services
 
 PUBLIC = "http://auth.test"
 FORWARD = {
@@ -36,81 +34,80 @@ FORWARD = {
 BROWSER = {"Accept": "text/html,application/xhtml+xml"}
 
 
-class AuditRecorder:
-    """Wraps the worker's `AuditLog`: records ``(type, outcome, reason)`` and passes events on."""
+class AuditTrail:
+    """Audit events written to PostgreSQL since the test started."""
 
-    def __init__(self, inner: Any, seen: list[tuple[str, str, str | None]]) -> None:
-        self.inner = inner
-        self.seen = seen
+    def __init__(self, pool: asyncpg.Pool) -> None:
+        self.pool = pool
+        self.since = dt.datetime.now(dt.UTC) - dt.timedelta(seconds=1)
 
-    def emit(self, type: Any, *, outcome: Any, **fields: Any) -> str | None:
-        self.seen.append((type, outcome, fields.get("reason")))
-        result: str | None = self.inner.emit(type, outcome=outcome, **fields)
-        return result
+    async def seen(self) -> list[tuple[str, str, str | None]]:
+        """``(type, outcome, reason)`` of the events so far."""
+        rows = await self.pool.fetch(
+            "SELECT type, outcome, reason FROM audit_events WHERE occurred_at >= $1"
+            " ORDER BY occurred_at",
+            self.since,
+        )
+        return [(r["type"], r["outcome"], r["reason"]) for r in rows]
+
+
+Events = AuditTrail
 
 
 @pytest.fixture
-def audit_events() -> list[tuple[str, str, str | None]]:
-    """Audit events emitted by the session and login code of this test's apps."""
-    return []
-
-
-@pytest.fixture
-def wired(monkeypatch: pytest.MonkeyPatch, audit_events: list[tuple[str, str, str | None]]) -> None:
-    """Apply the session wiring lines to every app started in this test (once production
-    wiring has them, only the audit recorder is added)."""
-
-    async def recorded(app: Litestar, res: Any, stack: contextlib.AsyncExitStack) -> Any:
-        res.components["audit"] = AuditRecorder(res.components["audit"], audit_events)
-        return await start_sessions(app, res, stack)
-
-    if hasattr(wiring, "start_sessions"):
-        monkeypatch.setattr(wiring, "start_sessions", recorded)
-        return
-    original = wiring.start_services
-
-    async def start_services(app: Litestar, res: Any, stack: contextlib.AsyncExitStack) -> None:
-        await original(app, res, stack)
-        app.state.forward_auth.sessions = await recorded(app, res, stack)
-
-    monkeypatch.setattr(wiring, "start_services", start_services)
+async def audit_events(database_url: str) -> AsyncIterator[AuditTrail]:
+    """The audit events this test's apps write (read back from PostgreSQL)."""
+    pool = await asyncpg.create_pool(database_url, min_size=1, max_size=2)
+    try:
+        yield AuditTrail(pool)
+    finally:
+        await pool.close()
 
 
 async def audited(
-    events: list[tuple[str, str, str | None]], type: str, reason: str | None = None
+    events: AuditTrail, type: str, reason: str | None = None, timeout: float = 10.0
 ) -> None:
-    """Wait until an audit event of ``type`` (and ``reason``, if given) was emitted."""
-    await eventually(
-        lambda: any(t == type and (reason is None or r == reason) for t, _, r in events),
-        f"audit event {type} {reason or ''}: saw {events}",
-    )
+    """Wait until an audit event of ``type`` (and ``reason``, if given) was written."""
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = await events.seen()
+        if any(t == type and (reason is None or r == reason) for t, _, r in seen):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"audit event {type} {reason or ''} not written: saw {seen}")
+        await asyncio.sleep(0.05)
 
 
 def build_app(settings: Settings) -> Litestar:
-    """`create_app` plus the browser-login controller (unless `create_app` has it)."""
-    app = create_app(settings, configure_logs=False)
-    if not any(route.path == "/auth/login" for route in app.routes):
-        app.register(BrowserLoginController)
-    return app
+    """The app exactly as ``serve`` builds it."""
+    return create_app(settings, configure_logs=False)
+
+
+def services_of(app: Litestar) -> Services:
+    """The running app's services (read only)."""
+    services: Services = app.state.services
+    return services
 
 
 @contextlib.asynccontextmanager
 async def running(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
     """One in-process "worker": lifespan running, IdP discovered, revocations synced."""
+    from tests.support.processes import eventually
+
     app = build_app(settings)
     async with AsyncTestClient(app, base_url=PUBLIC) as client:
         client.follow_redirects = False  # redirects to the IdP must not loop back into the app
-        components = app.state.resources.components
+        services = services_of(app)
         await eventually(
-            lambda: components["oidc"].ready and components["revocations"].synced.is_set(),
+            lambda: services.idp.ready and services.revocations.synced.is_set(),
             "IdP discovery and revocation sync",
         )
         yield client
 
 
 @pytest.fixture
-async def web(wired: None, idp_settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    """The wired app in-process (a browser's cookie jar included)."""
+async def web(idp_settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    """The app in-process (a browser's cookie jar included)."""
     async with running(idp_settings) as client:
         yield client
 

@@ -2,21 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import time
 from typing import Any
 
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from redis.asyncio import Redis
 
 from tests.fakes.keycloak import FakeKeycloak
 from tests.integration.sessions.conftest import (
+    Events,
     audited,
     browser_login,
     forward_auth,
     session_cookie,
 )
 
-Events = list[tuple[str, str, str | None]]
+DAY = 86_400
 ORIGINAL = {"X-Original-URL": "https://app.test/orders/1", "X-Original-Method": "GET"}
 
 
@@ -93,6 +97,11 @@ BAD_TOKENS: list[tuple[str, dict[str, Any], str]] = [
     ("no jti", {"extra_claims": {"jti": None}}, "missing_jti"),
     ("no iat", {"extra_claims": {"iat": None}}, "bad_iat"),
     ("expired", {"now": 1_000_000}, "token_expired"),
+    ("no exp", {"extra_claims": {"exp": None}}, "missing_exp"),
+    ("iat 400 days old", {"now": time.time() - 400 * DAY, "lifetime": 401 * DAY}, "iat_too_old"),
+    ("iat 5 min + leeway + 10 s old", {"now": time.time() - 340, "lifetime": 600}, "iat_too_old"),
+    ("b64 header", {"header_overrides": {"b64": True}}, "forbidden_header"),
+    ("jku header", {"header_overrides": {"jku": "https://evil.example/jwks"}}, "forbidden_header"),
     ("no sid nor sub", {"username": None, "include_sid": False}, "missing_sid_and_sub"),
 ]
 
@@ -144,3 +153,48 @@ async def test_missing_logout_token_is_400(web: AsyncTestClient[Litestar]) -> No
     """No ``logout_token`` form field → 400 problem+json."""
     r = await web.post("/auth/backchannel-logout", data={})
     assert r.status_code == 400
+
+
+async def test_sub_only_token_without_exp_and_400_days_old_ends_nothing(
+    web: AsyncTestClient[Litestar], idp: FakeKeycloak, audit_events: Events
+) -> None:
+    """The token that used to end every session of a user (only ``sub``, no ``exp``, ``iat``
+    400 days old) is refused with 400 and the user's sessions stay."""
+    await browser_login(web)
+    token = idp.mint_logout_token(
+        "alice", include_sid=False, now=time.time() - 400 * DAY, extra_claims={"exp": None}
+    )
+    r = await _post(web, token)
+    assert r.status_code == 400
+    assert r.json()["reason"] in ("missing_exp", "iat_too_old")
+    assert (await forward_auth(web)).status_code == 200
+    await audited(audit_events, "logout.backchannel", r.json()["reason"])
+
+
+async def test_iat_within_five_minutes_and_leeway_is_accepted(
+    web: AsyncTestClient[Litestar], idp: FakeKeycloak
+) -> None:
+    """``iat`` 5 minutes + 20 s old (under the 30 s leeway) is still fresh enough."""
+    await browser_login(web)
+    token = idp.mint_logout_token("alice", sid=_sid(idp), now=time.time() - 320, lifetime=600)
+    assert (await _post(web, token)).status_code == 200
+    assert (await forward_auth(web)).status_code == 401
+
+
+async def test_jti_is_remembered_until_exp(
+    web: AsyncTestClient[Litestar],
+    idp: FakeKeycloak,
+    redis_client: Redis,
+    redis_prefix: str,
+) -> None:
+    """A token valid for another hour has its ``jti`` remembered for that hour (plus the
+    leeway), not a fixed 600 s, so it cannot be replayed while it is valid."""
+    await browser_login(web)
+    jti = "jti-remembered-until-exp"
+    token = idp.mint_logout_token("alice", sid=_sid(idp), lifetime=3600, extra_claims={"jti": jti})
+    assert (await _post(web, token)).status_code == 200
+    key = f"{redis_prefix}logout-jti:{hashlib.sha256(jti.encode()).hexdigest()}"
+    ttl = await redis_client.ttl(key)
+    assert 3600 - 60 < ttl <= 3600 + 30
+    again = await _post(web, token)
+    assert again.status_code == 400 and again.json()["reason"] == "replayed"

@@ -16,10 +16,11 @@ from litestar.testing import AsyncTestClient
 from redis.asyncio import Redis
 
 from auth_service.config import load_settings
-from auth_service.oidc.flows import LoginState
+from auth_service.oidc.login import LoginState
 from tests.fakes.keycloak import FakeKeycloak
 from tests.integration.sessions.conftest import (
     BROWSER,
+    Events,
     audited,
     browser_login,
     idp_login,
@@ -27,8 +28,6 @@ from tests.integration.sessions.conftest import (
     running,
     start_login,
 )
-
-Events = list[tuple[str, str, str | None]]
 
 
 def _state_of(url: str) -> str:
@@ -181,7 +180,6 @@ async def test_bad_id_token_claims_are_401(
 
 
 async def test_id_token_with_disallowed_alg_is_401(
-    wired: None,
     idp: FakeKeycloak,
     idp_env: dict[str, str],
     audit_events: Events,

@@ -19,8 +19,8 @@ from tests.support.processes import eventually, free_port
 
 
 @pytest.fixture
-async def served(wired: None, idp_env: dict[str, str]) -> AsyncIterator[str]:
-    """The wired service on a real port; yields its base URL (also its AUTH_PUBLIC_URL)."""
+async def served(idp_env: dict[str, str]) -> AsyncIterator[str]:
+    """The service on a real port; yields its base URL (also its AUTH_PUBLIC_URL)."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
     app = build_app(load_settings({**idp_env, "AUTH_PUBLIC_URL": base}, env_file=False))
@@ -32,12 +32,10 @@ async def served(wired: None, idp_env: dict[str, str]) -> AsyncIterator[str]:
     try:
 
         def ready() -> bool:
-            res = getattr(app.state, "resources", None)
-            if res is None or "sessions" not in res.components:
+            services = getattr(app.state, "services", None)
+            if services is None:
                 return False
-            return bool(
-                res.components["oidc"].ready and res.components["revocations"].synced.is_set()
-            )
+            return bool(services.idp.ready and services.revocations.synced.is_set())
 
         await eventually(ready, "service discovery and revocation sync")
         yield base

@@ -12,13 +12,12 @@ from redis.asyncio import Redis
 from auth_service.sessions.store import session_hash
 from tests.fakes.keycloak import FakeKeycloak
 from tests.integration.sessions.conftest import (
+    Events,
     audited,
     browser_login,
     forward_auth,
     session_cookie,
 )
-
-Events = list[tuple[str, str, str | None]]
 
 
 async def test_logout_ends_the_session_and_redirects_to_end_session(

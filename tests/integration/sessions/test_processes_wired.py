@@ -1,7 +1,6 @@
 """`auth-service serve` processes with sessions: 2-worker refresh, Redis stopped mid-session.
 
-These run the production wiring, so they pass once ``start_sessions`` is wired into
-``auth_service.wiring`` and ``BrowserLoginController`` into ``auth_service.app``.
+These run the production wiring (`auth_service.services.build_services`).
 """
 
 from __future__ import annotations

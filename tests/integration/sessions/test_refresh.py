@@ -13,14 +13,13 @@ from auth_service.config import Settings
 from auth_service.sessions.store import SessionRecord, session_hash
 from tests.fakes.keycloak import FakeKeycloak
 from tests.integration.sessions.conftest import (
+    Events,
     audited,
     browser_login,
     forward_auth,
     running,
     session_cookie,
 )
-
-Events = list[tuple[str, str, str | None]]
 
 
 async def _login_expiring(client: AsyncTestClient[Litestar], idp: FakeKeycloak) -> str:
@@ -49,7 +48,7 @@ async def test_expiring_token_is_refreshed_once(
 
 
 async def test_concurrent_refresh_across_two_workers_happens_once(
-    wired: None, idp_settings: Settings, idp: FakeKeycloak
+    idp_settings: Settings, idp: FakeKeycloak
 ) -> None:
     """50 simultaneous forward-auth calls, spread over two app instances sharing Redis, on a
     session whose token is expiring: exactly one refresh request reaches the IdP, all 50 pass."""

@@ -31,7 +31,6 @@ async def _key_id(redis: Redis, prefix: str, cookie: str) -> str:
 
 
 async def test_sessions_survive_key_rotation(
-    wired: None,
     idp_env: dict[str, str],
     idp: FakeKeycloak,
     secret_key_b64: str,
@@ -64,7 +63,7 @@ async def test_sessions_survive_key_rotation(
 
 
 async def test_unknown_key_makes_the_session_invalid_not_500(
-    wired: None, idp_env: dict[str, str], idp: FakeKeycloak
+    idp_env: dict[str, str], idp: FakeKeycloak
 ) -> None:
     """A session sealed under a key that is no longer configured is refused (401), not a 500."""
     async with running(load_settings(idp_env, env_file=False)) as client:
@@ -86,7 +85,7 @@ def private_redis() -> Iterator[RedisProcess]:
 
 
 async def test_redis_down_is_503_and_recovers(
-    wired: None, idp_env: dict[str, str], idp: FakeKeycloak, private_redis: RedisProcess
+    idp_env: dict[str, str], idp: FakeKeycloak, private_redis: RedisProcess
 ) -> None:
     """Redis stopped mid-session: forward-auth for cookies answers 503 with Retry-After (browsers
     too, never a redirect loop or a 500); once Redis is back the same app works again."""

@@ -21,20 +21,19 @@ from cryptography.hazmat.primitives import serialization
 from joserfc import jwt
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import KeySet
-from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from auth_service.config import SecretKey, Settings
+from auth_service.app import create_app
+from auth_service.config import SecretKey, Settings, load_settings
 from auth_service.crypto import DecryptionError, SecretBox, key_id_of
-from auth_service.errors import DependencyUnavailable, exception_handlers
-from auth_service.observability.metrics import Metrics
-from auth_service.resources import Resources
+from auth_service.errors import DependencyUnavailable
+from auth_service.services import Services
 from auth_service.tokens.assertion import AssertionSigner
-from auth_service.tokens.controllers import jwks as jwks_handler
 from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.keys import NoSigningKey, SigningKeyStore
 from auth_service.tokens.keys_cli import rotate_keys
 from auth_service.verifier import AssertionClaims, AssertionVerifier, Claims, JWKSCache
+from tests.support.processes import eventually
 
 T0 = 1_767_225_600.0
 AUDIENCE = "orders.app.test"
@@ -541,37 +540,29 @@ class TestLifecycle:
 
 
 class TestEndpoint:
-    @staticmethod
-    def app(settings: Settings, pool: asyncpg.Pool, components: dict[str, Any]) -> Litestar:
-        app = Litestar([jwks_handler], exception_handlers=exception_handlers)
-        app.state.resources = Resources(
-            settings=settings,
-            metrics=Metrics(),
-            pg=pool,
-            redis=None,  # type: ignore[arg-type]
-            http=None,  # type: ignore[arg-type]
-            components=components,
-        )
-        return app
-
     async def test_jwks_endpoint_serves_public_keys(
-        self, signer: AssertionSigner, settings: Settings, pool: asyncpg.Pool
+        self, signer: AssertionSigner, settings: Settings
     ) -> None:
         """``GET /.well-known/jwks.json``: public ES256 keys, cacheable for 60 s."""
-        async with AsyncTestClient(self.app(settings, pool, {"assertions": signer})) as client:
+        app = create_app(settings, configure_logs=False)
+        async with AsyncTestClient(app) as client:
+            services: Services = app.state.services
+            await eventually(lambda: services.assertions.ready, "signing keys loaded")
             r = await client.get("/.well-known/jwks.json")
         assert r.status_code == 200
         assert r.headers["cache-control"] == "public, max-age=60"
         assert r.headers["content-type"].startswith("application/jwk-set+json")
-        (key,) = r.json()["keys"]
-        assert key["kty"] == "EC" and key["crv"] == "P-256" and "d" not in key
-        assert key["use"] == "sig" and key["alg"] == "ES256" and key["kid"] in kids(signer)
+        keys = r.json()["keys"]
+        assert keys and {k["kid"] for k in keys} >= kids(signer)
+        for key in keys:
+            assert key["kty"] == "EC" and key["crv"] == "P-256" and "d" not in key
+            assert key["use"] == "sig" and key["alg"] == "ES256"
 
-    async def test_jwks_endpoint_without_keys_is_503(
-        self, settings: Settings, pool: asyncpg.Pool
-    ) -> None:
-        """No signer (or no keys yet): a problem+json 503 instead of a cacheable empty set."""
-        async with AsyncTestClient(self.app(settings, pool, {})) as client:
+    async def test_jwks_endpoint_without_keys_is_503(self, base_env: dict[str, str]) -> None:
+        """No keys (PostgreSQL unreachable): a problem+json 503, not a cacheable empty set."""
+        down = {**base_env, "AUTH_DATABASE_URL": "postgresql://postgres@127.0.0.1:9/none"}
+        app = create_app(load_settings(down, env_file=False), configure_logs=False)
+        async with AsyncTestClient(app) as client:
             r = await client.get("/.well-known/jwks.json")
         assert r.status_code == 503
         assert r.headers["content-type"] == "application/problem+json"

@@ -47,9 +47,9 @@ async def running(settings: Settings) -> AsyncIterator[AsyncTestClient[Litestar]
     """The app in-process through `create_app`, IdP discovered and revocations synced."""
     app = create_app(settings, configure_logs=False)
     async with AsyncTestClient(app, base_url="http://auth.test") as client:
-        components = app.state.resources.components
+        services = app.state.services
         await eventually(
-            lambda: components["oidc"].ready and components["revocations"].synced.is_set(),
+            lambda: services.idp.ready and services.revocations.synced.is_set(),
             "IdP discovery and revocation sync",
         )
         yield client

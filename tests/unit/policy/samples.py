@@ -3,7 +3,17 @@
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from auth_service.policy import CompiledPolicy, compile_policy, lookup_claim, parse_policy
+from auth_service.policy import (
+    AMBIGUOUS_PATH,
+    INVALID_PATH,
+    CompiledPolicy,
+    Decision,
+    PathRefusal,
+    compile_policy,
+    normalize_host,
+    parse_policy,
+)
+from auth_service.verifier.tokens import claim_at
 
 CONTRACT_POLICY = """\
 [defaults]
@@ -35,7 +45,7 @@ require_claims = { tenant_id = "{tenant}" }   # claim must equal the captured pa
 
 @dataclass(frozen=True)
 class FakeSubject:
-    """A Subject built from plain values; claims are looked up by dotted path."""
+    """A Subject built from plain values; claims are read by the production claim reader."""
 
     realm_roles: frozenset[str] = frozenset()
     client_roles: Mapping[str, frozenset[str]] = field(default_factory=dict)
@@ -43,8 +53,8 @@ class FakeSubject:
     claims: dict[str, object] = field(default_factory=dict)
 
     def claim(self, path: str) -> object:
-        """Dotted-path claim lookup."""
-        return lookup_claim(self.claims, path)
+        """Dotted-path claim lookup, exactly as production reads claims (`claim_at`)."""
+        return claim_at(self.claims, path)
 
 
 ORDERS_WRITER = FakeSubject(
@@ -64,3 +74,20 @@ def rules(*bodies: str, defaults: str = "") -> str:
     parts = [f"[defaults]\n{defaults}\n"] if defaults else []
     parts += [f"[[rules]]\n{body.strip()}\n" for body in bodies]
     return "\n".join(parts)
+
+
+def evaluate(
+    policy: CompiledPolicy,
+    method: str,
+    host: str,
+    raw_path: str,
+    subject: FakeSubject | None,
+    *,
+    mfa_done: bool,
+) -> Decision:
+    """Route and decide as `auth_service.forward_auth.decision.decide` does; a refused path
+    is the 400 decision of its reason (``invalid_path`` or ``ambiguous_path``)."""
+    found = policy.route(method, normalize_host(host), raw_path)
+    if isinstance(found, PathRefusal):
+        return INVALID_PATH if found.reason == "invalid_path" else AMBIGUOUS_PATH
+    return policy.decide(found, subject, mfa_done=mfa_done)

@@ -9,11 +9,12 @@ from auth_service.policy import (
     MISSING,
     Decision,
     claim_matches,
-    lookup_claim,
     needed_claims,
 )
+from auth_service.verifier import MISSING as VERIFIER_MISSING
+from auth_service.verifier.tokens import claim_at
 
-from .samples import CONTRACT_POLICY, ORDERS_WRITER, FakeSubject, compiled, rules
+from .samples import CONTRACT_POLICY, ORDERS_WRITER, FakeSubject, compiled, evaluate, rules
 
 CONTRACT = compiled(CONTRACT_POLICY)
 
@@ -22,7 +23,7 @@ def decide(
     method: str, path: str, subject: FakeSubject | None, *, mfa_done: bool = False
 ) -> Decision:
     """Decide a request against the CONTRACT example policy."""
-    return CONTRACT.evaluate(method, "api.example.test", path, subject, mfa_done=mfa_done)
+    return evaluate(CONTRACT, method, "api.example.test", path, subject, mfa_done=mfa_done)
 
 
 def test_no_match_without_credentials_is_unauthenticated() -> None:
@@ -36,7 +37,7 @@ def test_no_match_without_credentials_is_unauthenticated() -> None:
 def test_no_match_with_credentials_uses_deny_status(status: int) -> None:
     """An authenticated request that no rule matches gets defaults.deny_status."""
     policy = compiled(rules('name = "r"\npaths = ["/x"]', defaults=f"deny_status = {status}"))
-    decision = policy.evaluate("GET", "h", "/y", FakeSubject(), mfa_done=True)
+    decision = evaluate(policy, "GET", "h", "/y", FakeSubject(), mfa_done=True)
     assert decision == Decision(outcome="deny", rule=None, reason="no_matching_rule", status=status)
     assert decision.audit == "denials"
 
@@ -167,7 +168,7 @@ LITERALS = compiled(
 )
 def test_literal_claims_are_type_aware(path: str, claims: dict[str, object], outcome: str) -> None:
     """Literals compare with their TOML type; nested claims use dotted paths; all must match."""
-    decision = LITERALS.evaluate("GET", "h", path, FakeSubject(claims=claims), mfa_done=False)
+    decision = evaluate(LITERALS, "GET", "h", path, FakeSubject(claims=claims), mfa_done=False)
     assert decision.outcome == outcome
     if outcome == "deny":
         assert decision.reason == "claim_mismatch"
@@ -178,20 +179,26 @@ def test_literal_claims_are_type_aware(path: str, claims: dict[str, object], out
     [
         ({"org": {"site": "n"}}, "org.site", "n"),
         ({"org": {"site": "n"}}, "org", {"site": "n"}),
-        ({"org.site": "flat", "org": {"site": "n"}}, "org.site", "flat"),
+        ({"org.site": "flat", "org": {"site": "n"}}, "org.site", "n"),
+        ({"org.site": "flat", "org": {"site": "n"}}, "org\\.site", "flat"),
         ({"org": {"site": "n"}}, "org.site.x", MISSING),
         ({"org": ["site"]}, "org.site", MISSING),
         ({}, "tenant_id", MISSING),
     ],
 )
-def test_lookup_claim(claims: dict[str, object], path: str, expected: object) -> None:
-    """Dotted paths walk nested objects; an exact (URL-style) key wins; absence is MISSING."""
-    assert lookup_claim(claims, path) == expected
+def test_claim_paths_read_like_production(
+    claims: dict[str, object], path: str, expected: object
+) -> None:
+    """Dotted paths walk nested objects; ``\\.`` is a literal dot (URL-style claim names);
+    absence is MISSING. The policy tests read claims with the production reader."""
+    assert claim_at(claims, path) == expected
+    assert FakeSubject(claims=claims).claim(path) == expected
 
 
 def test_missing_is_falsy_and_never_matches() -> None:
     """MISSING is a distinct falsy sentinel that no requirement accepts."""
     assert not MISSING
+    assert MISSING is VERIFIER_MISSING  # one sentinel for the policy and the token claims
     assert repr(MISSING) == "MISSING"
     assert claim_matches(MISSING, "") is False
 

@@ -13,7 +13,7 @@ from auth_service.policy import (
     parse_policy,
 )
 
-from .samples import FakeSubject, compiled, rules
+from .samples import FakeSubject, compiled, evaluate, rules
 
 ADMIN = FakeSubject(realm_roles=frozenset({"auth-admin"}))
 USER = FakeSubject(realm_roles=frozenset({"app-user"}), claims={"tenant_id": "t-002"})
@@ -34,7 +34,7 @@ def policy(defaults: str = "") -> str:
 
 def decide(defaults: str, path: str, subject: FakeSubject | None) -> Decision:
     """Evaluate ``GET path`` under the test policy."""
-    return compiled(policy(defaults)).evaluate("GET", "h", path, subject, mfa_done=False)
+    return evaluate(compiled(policy(defaults)), "GET", "h", path, subject, mfa_done=False)
 
 
 class TestValidation:

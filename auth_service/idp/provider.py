@@ -1,4 +1,4 @@
-"""The realm as seen by this service: discovery with retry, the JWKS cache, the token verifier.
+"""The realm as seen by this service: discovery with retry, the JWKS cache, the token verifiers.
 
 The IdP may be down when the service starts (containers start in any order),
 so discovery runs in a background task with exponential backoff; until it
@@ -21,11 +21,15 @@ from auth_service.verifier import (
     DiscoveryError,
     JWKSCache,
     ProviderMetadata,
+    RealmJWTVerifier,
     TokenVerifier,
     discover,
 )
 
-__all__ = ("OIDCProvider", "idp_headers")
+__all__ = ("LOGOUT_TOKEN_TYPES", "OIDCProvider", "idp_headers")
+
+LOGOUT_TOKEN_TYPES = frozenset({"logout+jwt", "application/logout+jwt", "jwt"})
+"""Header ``typ`` of back-channel logout tokens (Keycloak 24 sends ``JWT``)."""
 
 log = structlog.get_logger("auth_service.oidc")
 
@@ -46,6 +50,11 @@ class OIDCProvider:
         self.metadata: ProviderMetadata | None = None
         self.jwks: JWKSCache | None = None
         self.verifier: TokenVerifier | None = None
+        """Access tokens (bearer)."""
+        self.id_tokens: RealmJWTVerifier | None = None
+        """ID tokens of the login callback (``aud`` is this client)."""
+        self.logout_tokens: RealmJWTVerifier | None = None
+        """Back-channel logout tokens (``aud`` is this client, header ``typ`` checked)."""
         self.discovered = asyncio.Event()
 
     @property
@@ -88,6 +97,21 @@ class OIDCProvider:
             keys=self.jwks,
             algorithms=self.settings.oidc_algorithms,
             leeway=self.settings.oidc_leeway,
+        )
+        self.id_tokens = RealmJWTVerifier(
+            issuer=self.settings.oidc_issuer,
+            audience=self.settings.oidc_client_id,
+            keys=self.jwks,
+            algorithms=self.settings.oidc_algorithms,
+            leeway=self.settings.oidc_leeway,
+        )
+        self.logout_tokens = RealmJWTVerifier(
+            issuer=self.settings.oidc_issuer,
+            audience=self.settings.oidc_client_id,
+            keys=self.jwks,
+            algorithms=self.settings.oidc_algorithms,
+            leeway=self.settings.oidc_leeway,
+            header_types=LOGOUT_TOKEN_TYPES,
         )
         log.info("oidc_discovered", issuer=self.metadata.issuer)
         self.discovered.set()
