@@ -25,6 +25,7 @@ from opentelemetry.propagate import extract
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from auth_service.errors import PROBLEM_JSON, problem_body
+from auth_service.observability import access_log
 from auth_service.observability.metrics import Metrics
 from auth_service.request_id import request_id
 
@@ -82,7 +83,11 @@ class EdgeMiddleware:
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
-            await self.app(scope, receive, send)
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                if scope["type"] == "lifespan":  # the worker stops: write the last lines
+                    access_log.flush()
             return
         rid = request_id(scope)
         rid_header = (b"x-request-id", rid.encode("ascii"))
@@ -149,13 +154,14 @@ class EdgeMiddleware:
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
             if self.access_log:
-                log.info(
-                    "request",
+                access_log.emit(
                     method=scope["method"],
                     path=scope["path"],
                     route=route,
                     status=status,
-                    duration_ms=round(elapsed * 1000, 3),
+                    elapsed=elapsed,
+                    request_id=rid,
+                    span=span,
                 )
         finally:
             if span is not None:

@@ -19,7 +19,7 @@ import msgspec
 import structlog
 from opentelemetry import trace
 
-__all__ = ("REDACTED", "configure_logging", "redact_secrets")
+__all__ = ("REDACTED", "configure_logging", "redact_secrets", "scrub_text")
 
 REDACTED = "[REDACTED]"
 
@@ -68,6 +68,10 @@ def _scrub_text(text: str) -> str:
     if "=" in text:
         text = _SECRET_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
     return text
+
+
+scrub_text = _scrub_text
+"""Credentials embedded in a string replaced (the access log's method and path)."""
 
 
 def _scrub(value: Any, depth: int = 0) -> Any:
@@ -159,6 +163,9 @@ def configure_logging(
         logger_factory=factory,
         cache_logger_on_first_use=cache,
     )
+    from auth_service.observability import access_log  # imports this module
+
+    access_log.configure(out, fmt=fmt, level=numeric)
     root = logging.getLogger()
     root.handlers[:] = [_StructlogHandler()]
     root.setLevel(max(numeric, logging.WARNING))

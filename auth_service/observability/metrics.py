@@ -29,6 +29,7 @@ from prometheus_client import (
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from auth_service.observability import gc_pauses
 from auth_service.observability.worker_metrics import WorkerMetrics
 
 __all__ = ("CONTENT_TYPE", "LoopCounter", "LoopHistogram", "Metrics")
@@ -151,6 +152,8 @@ class Metrics:
         # The standard process_*, python_gc_* and python_info metrics of this process.
         for collector in (PROCESS_COLLECTOR, PLATFORM_COLLECTOR, GC_COLLECTOR):
             r.register(collector)
+        gc_pauses.install()
+        r.register(gc_pauses.GcPauseCollector())
         self.http_requests = LoopCounter(
             "auth_http_requests_total",
             "HTTP requests by route template, method and status.",

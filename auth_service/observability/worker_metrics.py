@@ -40,6 +40,8 @@ __all__ = ("PUBLISH_INTERVAL", "WorkerMetrics")
 PUBLISH_INTERVAL = 1.0
 _PREFIX = "worker-"
 _MIN_GAUGES = frozenset({"process_start_time_seconds", "process_max_fds", "python_info"})
+_MAX_GAUGES = frozenset({"auth_gc_pause_max_seconds"})
+"""Gauges that are a maximum per worker: the whole server's is the largest."""
 
 
 class _Sample(msgspec.Struct, array_like=True):
@@ -180,6 +182,7 @@ def _merge_into(
     samples: Iterable[_Sample],
 ) -> None:
     take_min = family.type == "gauge" and family.name in _MIN_GAUGES
+    take_max = family.type == "gauge" and family.name in _MAX_GAUGES
     for s in samples:
         key = (s.name, tuple(sorted(s.labels.items())))
         old = into.get(key)
@@ -187,5 +190,7 @@ def _merge_into(
             into[key] = s.value
         elif take_min or s.name.endswith("_created"):
             into[key] = min(old, s.value)
+        elif take_max:
+            into[key] = max(old, s.value)
         else:
             into[key] = old + s.value

@@ -16,11 +16,19 @@ own expiry: an assertion never outlives the credential it stands for.
 :meth:`AssertionSigner.issue` runs on the forward-auth path, so it does no I/O:
 the keys come from an in-memory `KeyRing` that :meth:`AssertionSigner.start`
 loads and a background task refreshes every ``refresh_interval`` seconds
-(``auth-service keys rotate`` reaches every worker within one interval). An
-assertion is cached on the `Authenticated` object per ``(audience, mfa)`` and
-reused while more than half its lifetime remains; MFA completion changes the
-cache slot, and refreshed roles arrive with a new access token, hence a new
-`Authenticated`: either way the next request is signed afresh.
+(``auth-service keys rotate`` reaches every worker within one interval).
+
+Reuse (CONTRACT §4): an assertion is reused while more than half its lifetime
+remains, for the same identity and audience, not only the same access token. It
+is cached on the `Authenticated` object per ``(audience, mfa)`` (a repeated token
+costs a dict lookup) and in the signer under its identity: its own claims but
+``iat``, ``exp`` and ``jti`` (subject, sid, realm and client roles, configured
+attributes, ``amr``, audience, issuer), so a new token of the same session costs
+building and encoding those claims instead of an ES256 signature. Anything that
+changes the identity (MFA done, roles refreshed) changes the key, so the next
+request is signed afresh; a token without ``sub`` never shares. A shared
+assertion is reused only if it does not outlive the new token and was signed by
+the key that signs now.
 """
 
 from __future__ import annotations
@@ -31,6 +39,7 @@ import contextlib
 import functools
 import os
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -61,6 +70,10 @@ _RESERVED = frozenset(
     {"iss", "aud", "sub", "roles", "client_roles", "amr", "sid", "iat", "exp", "jti", "nbf", "typ"}
 )
 """Claims an attribute may not set, not even below them."""
+_MAX_IDENTITIES = 20_000
+"""Identities whose assertion is kept for other tokens of theirs; the oldest goes first."""
+_IDENTITY_ENCODE = msgspec.json.Encoder(order="deterministic").encode
+"""Canonical bytes of an identity: the same claims give the same key, whatever their order."""
 _RETRY_INTERVAL = 2.0
 """Seconds between load attempts while no key ring has been loaded yet."""
 
@@ -125,6 +138,9 @@ class AssertionSigner:
         self._ring: KeyRing | None = None
         self._task: asyncio.Task[None] | None = None
         self._signers: dict[str, tuple[ECKey, bytes, ec.EllipticCurvePrivateKey]] = {}
+        self._by_identity: OrderedDict[bytes, tuple[str, float, int, str]] = OrderedDict()
+        """Identity (the assertion's claims but iat/exp/jti, encoded) → (assertion,
+        reuse-until, exp, kid), shared by all tokens of that identity."""
 
     @property
     def ring(self) -> KeyRing | None:
@@ -190,6 +206,11 @@ class AssertionSigner:
     def issue(self, auth: Authenticated, audience: str, *, mfa: bool) -> str:
         """The assertion for ``auth`` towards ``audience`` (the original host); no I/O.
 
+        Reused, in this order: the one cached on ``auth`` for ``(audience, mfa)`` (a
+        repeated token); else the one of the same identity and audience (another token
+        of the same subject and session with the same roles, attributes and MFA state:
+        its claims are identical but for ``iat``/``exp``/``jti``); else a new one.
+
         Raises:
             DependencyUnavailable: no signing key is loaded or active.
         """
@@ -209,17 +230,40 @@ class AssertionSigner:
             raise DependencyUnavailable(
                 "no usable signing key", reason="signing_keys_unavailable"
             ) from None
+        claims = self._claims(auth, audience, mfa)
+        identity: bytes | None = None
+        if auth.claims.sub is not None:  # never shared between subjects, nor without one
+            identity = _IDENTITY_ENCODE(claims)
+            shared = self._by_identity.get(identity)
+            if shared is not None:
+                token, reuse_until, exp, signed_by = shared
+                if now < reuse_until and exp <= auth.exp and signed_by == kid:
+                    self._remember(auth, slot, token, reuse_until)
+                    return token
+                del self._by_identity[identity]
         iat = int(now)
         exp = max(iat + 1, min(iat + self.ttl, int(auth.exp)))
-        token = self._sign(kid, key, self._claims(auth, audience, mfa, iat, exp))
-        if len(auth.assertions) >= _MAX_SLOTS:
-            auth.assertions.clear()
-        auth.assertions[slot] = (token, iat + (exp - iat) / 2)
+        claims.update(iat=iat, exp=exp, jti=_b64(os.urandom(16)).decode("ascii"))
+        token = self._sign(kid, key, claims)
+        reuse_until = iat + (exp - iat) / 2
+        self._remember(auth, slot, token, reuse_until)
+        if identity is not None:
+            shared_cache = self._by_identity
+            if len(shared_cache) >= _MAX_IDENTITIES:
+                shared_cache.popitem(last=False)
+            shared_cache[identity] = (token, reuse_until, exp, kid)
         return token
 
-    def _claims(
-        self, auth: Authenticated, audience: str, mfa: bool, iat: int, exp: int
-    ) -> dict[str, Any]:
+    @staticmethod
+    def _remember(
+        auth: Authenticated, slot: tuple[str, bool], token: str, reuse_until: float
+    ) -> None:
+        if len(auth.assertions) >= _MAX_SLOTS:
+            auth.assertions.clear()
+        auth.assertions[slot] = (token, reuse_until)
+
+    def _claims(self, auth: Authenticated, audience: str, mfa: bool) -> dict[str, Any]:
+        """The claims of ``auth``'s assertion but ``iat``, ``exp`` and ``jti``: its identity."""
         c = auth.claims
         claims: dict[str, Any] = {}
         for path, value in auth.attributes.items():
@@ -231,9 +275,6 @@ class AssertionSigner:
             roles=_in_order(c.realm_roles),
             client_roles={client: _in_order(r) for client, r in sorted(c.client_roles.items())},
             amr=list(_AMR_OTP if mfa else _AMR_PWD),
-            iat=iat,
-            exp=exp,
-            jti=_b64(os.urandom(16)).decode("ascii"),
         )
         if c.sub is not None:
             claims["sub"] = c.sub

@@ -137,10 +137,29 @@ def _str(value: object) -> str | None:
     return value if isinstance(value, str) else None
 
 
+_SHARED_SETS: dict[tuple[str, ...], frozenset[str]] = {}
+_SHARED_SETS_MAX: Final = 4096
+_SHARED_SET_LONGEST: Final = 64
+
+
 def _strings(value: object) -> frozenset[str]:
-    if isinstance(value, list):
-        return frozenset([v for v in value if isinstance(v, str)])
-    return frozenset()
+    """The strings of a JSON list, as a frozenset shared by every token with the same list.
+
+    Tokens of one user repeat the same role and scope lists; sharing the sets keeps a
+    cached token smaller and gives the garbage collector fewer objects to walk.
+    """
+    if not isinstance(value, list):
+        return frozenset()
+    items = tuple([v for v in value if isinstance(v, str)])
+    if len(items) > _SHARED_SET_LONGEST:
+        return frozenset(items)
+    shared = _SHARED_SETS.get(items)
+    if shared is None:
+        shared = frozenset(items)
+        if len(_SHARED_SETS) >= _SHARED_SETS_MAX:
+            _SHARED_SETS.clear()
+        _SHARED_SETS[items] = shared
+    return shared
 
 
 def _audiences(value: object) -> tuple[str, ...]:

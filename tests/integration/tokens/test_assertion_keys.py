@@ -60,13 +60,16 @@ def authenticated(
     exp: float = T0 + 3600,
     roles: list[str] | None = None,
     attributes: dict[str, object] | None = None,
+    sub: str = "user-alice",
+    sid: str = "sid-1",
+    jti: str = "at-1",
 ) -> Authenticated:
     """A verified access token for alice, as the forward-auth layer caches it."""
     raw = {
         "iss": "http://127.0.0.1:9/realms/acme",
-        "sub": "user-alice",
-        "sid": "sid-1",
-        "jti": "at-1",
+        "sub": sub,
+        "sid": sid,
+        "jti": jti,
         "iat": T0 - 10,
         "exp": exp,
         "preferred_username": "alice",
@@ -406,6 +409,57 @@ class TestAssertion:
         new = signer.issue(authenticated(roles=["app-user", "auditor"]), AUDIENCE, mfa=False)
         assert new != old
         assert (await verify(new)).realm_roles == {"app-user", "auditor"}
+
+    async def test_reused_across_tokens_of_the_same_identity(
+        self, signer: AssertionSigner, clock: FakeClock
+    ) -> None:
+        """Another token of the same subject, session, roles and attributes: same assertion,
+        until half its lifetime; then one new assertion serves both tokens again."""
+        first = signer.issue(authenticated(jti="at-1"), AUDIENCE, mfa=False)
+        clock.set(T0 + TTL / 2 - 0.001)
+        assert signer.issue(authenticated(jti="at-2"), AUDIENCE, mfa=False) == first
+        clock.set(T0 + TTL / 2)
+        renewed = signer.issue(authenticated(jti="at-3"), AUDIENCE, mfa=False)
+        assert renewed != first
+        assert signer.issue(authenticated(jti="at-4"), AUDIENCE, mfa=False) == renewed
+
+    async def test_identity_change_is_signed_afresh_at_once(
+        self, signer: AssertionSigner, verify: Verify
+    ) -> None:
+        """MFA state, roles, attributes, sid, audience: each change gives a new assertion."""
+        base = signer.issue(authenticated(jti="at-1"), AUDIENCE, mfa=False)
+        mfa = signer.issue(authenticated(jti="at-2"), AUDIENCE, mfa=True)
+        assert mfa != base and (await verify(mfa)).amr == {"pwd", "otp"}
+        roles = signer.issue(authenticated(jti="at-3", roles=["app-user"]), AUDIENCE, mfa=False)
+        assert (await verify(roles)).realm_roles == {"app-user"}
+        attrs = signer.issue(
+            authenticated(jti="at-4", attributes={"tenant_id": "t-002"}), AUDIENCE, mfa=False
+        )
+        assert (await verify(attrs)).claim("tenant_id") == "t-002"
+        sid = signer.issue(authenticated(jti="at-5", sid="sid-2"), AUDIENCE, mfa=False)
+        assert (await verify(sid)).sid == "sid-2"
+        other_aud = signer.issue(authenticated(jti="at-6"), "other.app.test", mfa=False)
+        assert len({base, mfa, roles, attrs, sid, other_aud}) == 6
+        assert signer.issue(authenticated(jti="at-7"), AUDIENCE, mfa=False) == base
+
+    async def test_never_shared_between_subjects(
+        self, signer: AssertionSigner, verify: Verify
+    ) -> None:
+        """Two subjects with identical roles, attributes and sid get assertions of their own."""
+        alice = signer.issue(authenticated(sub="user-alice"), AUDIENCE, mfa=False)
+        bob = signer.issue(authenticated(sub="user-bob"), AUDIENCE, mfa=False)
+        assert alice != bob
+        assert (await verify(alice)).sub == "user-alice"
+        assert (await verify(bob)).sub == "user-bob"
+
+    async def test_shared_assertion_never_outlives_the_new_token(
+        self, signer: AssertionSigner, verify: Verify
+    ) -> None:
+        """A token of the same identity expiring before the cached assertion gets its own."""
+        long_lived = signer.issue(authenticated(jti="at-1"), AUDIENCE, mfa=False)
+        short = signer.issue(authenticated(jti="at-2", exp=T0 + 20), AUDIENCE, mfa=False)
+        assert short != long_lived
+        assert (await verify(short)).exp == T0 + 20
 
     async def test_assertion_never_outlives_the_access_token(
         self, signer: AssertionSigner, clock: FakeClock, verify: Verify
