@@ -15,6 +15,7 @@ API callers get 401); Redis or the IdP being unreachable is
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
 from collections.abc import Callable
@@ -89,7 +90,10 @@ class SessionResolver:
             return await self.authenticator.authenticate(tokens.access_token)
         except TokenRejected as exc:
             if exc.reason == "token_revoked":
-                await self._end(session_id, "token_revoked")
+                # Ending it is cleanup: the session is refused either way, so a Redis
+                # failure here must not turn the refusal into a 500.
+                with contextlib.suppress(RedisError, OSError):
+                    await self._end(session_id, "token_revoked")
             raise TokenRejected("session_invalid", f"session token refused: {exc.reason}") from exc
 
     async def session(self, session_id: str) -> tuple[SessionRecord, IdPTokens]:
