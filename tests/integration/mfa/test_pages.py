@@ -114,7 +114,7 @@ async def test_prompt_redirect_is_limited_to_allowed_hosts(
     r = await c.post(
         "/auth/mfa",
         data={"csrf_token": _csrf(page.text), "code": "000000", "rd": "/x"},
-        headers=user.headers(),
+        headers={**user.headers(), "Accept": "text/html"},  # a browser gets the form back
         follow_redirects=False,
     )
     assert r.status_code == 400 and 'role="alert"' in r.text
