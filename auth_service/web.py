@@ -138,7 +138,7 @@ code, pre { font-family: ui-monospace, "SFMono-Regular", "DejaVu Sans Mono", Men
   border: 1px solid var(--line);
   border-radius: 0.25rem;
   letter-spacing: 0.05em;
-  word-break: break-all;
+  overflow-wrap: anywhere;
   user-select: all;
 }
 #qr { margin: 0 0 1rem; text-align: center; }

@@ -223,7 +223,7 @@ class MfaPages(Controller):
             "each works once, and they are not shown again.</p>"
             + f'<ol id="recovery-codes">{items}</ol>'
             + '<p class="hint">Print this page (Ctrl+P) or copy the codes into your '
-            + "password manager; the printout shows the codes only.</p>"
+            + "password manager.</p>"
             + f'<p><a href="/auth/mfa?rd={escape(quote(target, safe=""))}">Continue</a></p>'
         )
         return self._page("Recovery codes", body)
