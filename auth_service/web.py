@@ -20,6 +20,7 @@ from typing import Any
 
 from litestar import MediaType, Request, Response, get
 
+from auth_service.errors import accepts_html, problem_response
 from auth_service.request_id import request_id
 
 __all__ = (
@@ -194,13 +195,16 @@ async def stylesheet(request: Request[Any, Any, Any]) -> Response[str | bytes]:
 
 
 @get(DENIED_PATH, media_type=MediaType.HTML, cache_control=None, include_in_schema=False)
-async def denied(request: Request[Any, Any, Any]) -> Response[str]:
+async def denied(request: Request[Any, Any, Any]) -> Response[Any]:
     """The "access denied" page a gateway shows a browser refused by a rule (always 403).
 
     The gateway (nginx ``@auth_403``) sends browsers here instead of the
     problem+json body; the request id is the forwarded ``X-Request-ID``, so the
     page quotes the id of the refused request. Nothing of the query is echoed.
+    A client that does not accept HTML gets the usual problem+json 403.
     """
+    if not accepts_html(request):
+        return problem_response(request, 403, "access denied by policy", reason="access_denied")
     rid = request_id(request.scope)
     body = (
         "<h1>Access denied</h1>"

@@ -63,3 +63,13 @@ async def test_logout_confirm_page_links_the_stylesheet_and_labels_nothing_unlab
     visible = re.findall(r"<input(?![^>]*type=\"hidden\")[^>]*>", r.text)
     assert visible == []
     assert "style-src 'self'" in r.headers["content-security-policy"]
+
+
+async def test_denied_route_keeps_problem_json_for_api_clients(
+    client: AsyncTestClient[Litestar],
+) -> None:
+    """Without ``text/html`` in Accept, ``/auth/denied`` is the contract's problem+json 403."""
+    r = await client.get("/auth/denied", headers={"Accept": "application/json"})
+    assert r.status_code == 403
+    assert r.headers["content-type"].startswith("application/problem+json")
+    assert r.json()["status"] == 403 and r.json()["request_id"] == r.headers["x-request-id"]
