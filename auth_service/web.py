@@ -30,6 +30,7 @@ __all__ = (
     "STYLESHEET_PATH",
     "STYLE_SRC",
     "denied",
+    "denied_document",
     "document",
     "stylesheet",
 )
@@ -194,6 +195,18 @@ async def stylesheet(request: Request[Any, Any, Any]) -> Response[str | bytes]:
     return Response(STYLESHEET, headers=headers, media_type="text/css; charset=utf-8")
 
 
+def denied_document(rid: str) -> str:
+    """The "access denied" page quoting request id ``rid`` (escaped here)."""
+    body = (
+        "<h1>Access denied</h1>"
+        '<p role="alert">You are signed in, but you are not allowed to open this page.</p>'
+        "<p>If you think you should have access, ask your administrator and quote this "
+        f'request id: <code id="request-id">{html.escape(rid)}</code></p>'
+        '<p><a href="/">Go to the start page</a></p>'
+    )
+    return document("Access denied", body)
+
+
 @get(DENIED_PATH, media_type=MediaType.HTML, cache_control=None, include_in_schema=False)
 async def denied(request: Request[Any, Any, Any]) -> Response[Any]:
     """The "access denied" page a gateway shows a browser refused by a rule (always 403).
@@ -206,15 +219,8 @@ async def denied(request: Request[Any, Any, Any]) -> Response[Any]:
     if not accepts_html(request):
         return problem_response(request, 403, "access denied by policy", reason="access_denied")
     rid = request_id(request.scope)
-    body = (
-        "<h1>Access denied</h1>"
-        '<p role="alert">You are signed in, but you are not allowed to open this page.</p>'
-        "<p>If you think you should have access, ask your administrator and quote this "
-        f'request id: <code id="request-id">{html.escape(rid)}</code></p>'
-        '<p><a href="/">Go to the start page</a></p>'
-    )
     return Response(
-        document("Access denied", body),
+        denied_document(rid),
         status_code=403,
         media_type=MediaType.HTML,
         headers={**PAGE_SECURITY_HEADERS, "X-Request-ID": rid},
