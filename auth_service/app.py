@@ -39,6 +39,7 @@ from auth_service.openapi import document_problems
 from auth_service.services import Services
 from auth_service.tokens.api import TokenController
 from auth_service.tokens.controllers import jwks
+from auth_service.web import denied, stylesheet
 
 __all__ = ("create_app",)
 
@@ -72,6 +73,8 @@ def create_app(
             MfaController,
             AdminMfaController,
             MfaPages,
+            stylesheet,
+            denied,
         ],
         dependencies=DEPENDENCIES,
         exception_handlers=exception_handlers,

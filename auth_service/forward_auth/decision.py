@@ -16,6 +16,7 @@ from auth_service.forward_auth.gateways import Dialect, ForwardedRequest
 from auth_service.policy import CompiledPolicy, PathRefusal, normalize_host
 from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.rejections import TokenRejected, bearer_challenge
+from auth_service.web import PAGE_SECURITY_HEADERS, denied_document
 
 __all__ = ("Credentials", "Verdict", "decide", "is_browser")
 
@@ -183,10 +184,26 @@ def decide(
         )
         return Verdict(401, outcome, "mfa_required", decision.rule, headers, body, audit=True)
     reason = decision.reason or "access_denied"
+    if browser and decision.status == 403 and dialect is not Dialect.AUTH_REQUEST:
+        # Traefik, Caddy and Envoy hand the check's body to the client: a browser gets the
+        # HTML page (nginx drops it and asks GET /auth/denied itself, see gateway_config).
+        page = denied_document(rid).encode()
+        headers = list(_HTML_HEADERS)  # the endpoint appends to a verdict's list
+        return Verdict(403, "deny", reason, decision.rule, headers, page, audit=True)
     body, headers = _problem(
         decision.status, _DENY_DETAIL.get(reason, "access denied"), rid, reason, []
     )
     return Verdict(decision.status, "deny", reason, decision.rule, headers, body, audit=True)
+
+
+_HTML_HEADERS = (
+    *(
+        (name.lower().encode(), value.encode())
+        for name, value in PAGE_SECURITY_HEADERS.items()
+        if name.lower() != "cache-control"  # the endpoint adds no-store to every answer
+    ),
+    (b"content-type", b"text/html; charset=utf-8"),
+)
 
 
 _DENY_DETAIL = {

@@ -12,8 +12,9 @@ caller, its sid), checked before anything else of a POST.
 GET and POST, before a code is looked at; a refused value is a 400.
 
 Every page answers with a CSP without scripts (``default-src 'none'``,
-``frame-ancestors 'none'``), ``Cache-Control: no-store`` (the setup page holds
-the secret, the confirmation page the recovery codes) and
+``frame-ancestors 'none'``, styles only from the service's stylesheet),
+``Cache-Control: no-store`` (the setup page holds the secret, the
+confirmation page the recovery codes) and
 ``Referrer-Policy: no-referrer``.
 """
 
@@ -36,25 +37,19 @@ from auth_service.oidc.redirects import redirect_target
 from auth_service.resources import services_of
 from auth_service.sessions.csrf import CsrfTokens
 from auth_service.tokens.guards import CallerAuth, authenticate_caller
+from auth_service.web import STYLE_SRC, document
 
 __all__ = ("MfaPages",)
 
 PAGE_HEADERS = {
     "Content-Security-Policy": (
-        "default-src 'none'; img-src data:; frame-ancestors 'none'; base-uri 'none'"
+        f"default-src 'none'; img-src data:; {STYLE_SRC}; frame-ancestors 'none'; base-uri 'none'"
     ),
     "Cache-Control": "no-store",
     "Referrer-Policy": "no-referrer",
     "X-Frame-Options": "DENY",
     "X-Content-Type-Options": "nosniff",
 }
-_STYLE_FREE_PAGE = """<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
-<meta name="viewport" content="width=device-width, initial-scale=1"></head>
-<body><main><h1>{title}</h1>
-{body}
-</main></body></html>
-"""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +180,8 @@ class MfaPages(Controller):
             _error(error)
             + "<p>Scan this code with your authenticator app:</p>"
             + f'<figure id="qr">{enrollment.qr_svg}</figure>'
-            + f'<p>or enter this key by hand: <code id="manual-key">{escape(key)}</code></p>'
+            + "<p>or enter this key by hand:</p>"
+            + f'<p><code id="manual-key">{escape(key)}</code></p>'
             + '<form method="post" action="/auth/mfa/setup">'
             + self._csrf_field(request, visitor)
             + f'<input type="hidden" name="rd" value="{escape(rd or "")}">'
@@ -226,6 +222,8 @@ class MfaPages(Controller):
             "<p>Two-factor authentication is on. Keep these recovery codes somewhere safe; "
             "each works once, and they are not shown again.</p>"
             + f'<ol id="recovery-codes">{items}</ol>'
+            + '<p class="hint">Print this page (Ctrl+P) or copy the codes into your '
+            + "password manager.</p>"
             + f'<p><a href="/auth/mfa?rd={escape(quote(target, safe=""))}">Continue</a></p>'
         )
         return self._page("Recovery codes", body)
@@ -282,7 +280,7 @@ class MfaPages(Controller):
         extra = {k: v for k, v in (headers or {}).items() if k.lower() == "retry-after"}
         if status >= 400 and request is not None and not accepts_html(request):
             return problem_response(request, status, error or title, headers=extra or None)
-        html = _STYLE_FREE_PAGE.format(title=escape(title), body=body)
+        html = document(title, f"<h1>{escape(title)}</h1>\n{body}")
         return Response(
             html, status_code=status, media_type=MediaType.HTML, headers={**PAGE_HEADERS, **extra}
         )

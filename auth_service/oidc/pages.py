@@ -3,7 +3,8 @@
 Pages are small, server-rendered, and work without JavaScript: there is no
 script at all, inline or not, and the Content-Security-Policy forbids it
 (``default-src 'none'``), forbids framing (``frame-ancestors 'none'``) and
-limits form targets to this service. Every value is HTML-escaped.
+limits form targets to this service. Styles come only from the service's one
+stylesheet (`auth_service.web`, ``style-src 'self'``). Every value is HTML-escaped.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ from __future__ import annotations
 import html
 
 from litestar import MediaType, Response
+
+from auth_service.web import PAGE_SECURITY_HEADERS, document
 
 __all__ = (
     "CONTENT_SECURITY_POLICY",
@@ -20,17 +23,9 @@ __all__ = (
     "logout_page",
 )
 
-CONTENT_SECURITY_POLICY = (
-    "default-src 'none'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
-)
-HTML_SECURITY_HEADERS = {
-    "Content-Security-Policy": CONTENT_SECURITY_POLICY,
-    "X-Content-Type-Options": "nosniff",
-    "X-Frame-Options": "DENY",
-    "Referrer-Policy": "no-referrer",
-    "Cache-Control": "no-store",
-}
+HTML_SECURITY_HEADERS = PAGE_SECURITY_HEADERS
 """Headers of every HTML page (``no-store``: pages may carry CSRF tokens or identities)."""
+CONTENT_SECURITY_POLICY = HTML_SECURITY_HEADERS["Content-Security-Policy"]
 REDIRECT_HEADERS = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
 """Headers of login/callback/logout redirects (their URLs carry state and codes)."""
 
@@ -49,13 +44,7 @@ _MESSAGES = {
 }
 
 
-def _document(title: str, body: str) -> str:
-    return (
-        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        f"<title>{html.escape(title)}</title></head>"
-        f"<body><main>{body}</main></body></html>\n"
-    )
+_document = document
 
 
 def error_page(
@@ -90,6 +79,7 @@ def logout_page(csrf_token: str, rd: str | None) -> Response[str]:
     )
     body = (
         "<h1>Sign out</h1>"
+        "<p>Sign out of this site and of your identity provider?</p>"
         '<form method="post" action="/auth/logout">'
         f'<input type="hidden" name="csrf_token" value="{html.escape(csrf_token, quote=True)}">'
         f'{hidden_rd}<button type="submit">Sign out</button></form>'

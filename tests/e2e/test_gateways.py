@@ -12,6 +12,7 @@ instead of stripping it) the difference is spelled out in the test.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import re
 import uuid
@@ -114,6 +115,41 @@ def _problem(r: httpx.Response, status: int) -> dict[str, Any]:
     return body
 
 
+def _session_cookie(service: ServiceProcess, token: str) -> str:
+    """A browser session of ``token``'s user in the service's own session store."""
+    from redis.asyncio import Redis
+
+    from auth_service.config import load_settings
+    from auth_service.crypto import SecretBox
+    from auth_service.sessions import SessionStore, session_cookie_name
+    from auth_service.sessions.store import IdPTokens
+
+    settings = load_settings(service.env, env_file=False)
+    claims = json.loads(base64.urlsafe_b64decode(token.split(".")[1] + "=="))
+
+    async def create() -> str:
+        redis = Redis.from_url(settings.redis_url)
+        try:
+            store = SessionStore(
+                redis,
+                SecretBox(settings.secret_keys),
+                prefix=settings.redis_prefix,
+                idle_timeout=settings.session_idle_timeout,
+                absolute_timeout=settings.session_absolute_timeout,
+            )
+            session_id, _ = await store.create(
+                sub=claims["sub"],
+                sid=claims["sid"],
+                tokens=IdPTokens(access_token=token),
+                access_exp=float(claims["exp"]),
+            )
+        finally:
+            await redis.aclose()
+        return session_id
+
+    return f"{session_cookie_name(settings.public_url)}={asyncio.run(create())}"
+
+
 def _audit_events(database_url: str, rid: str) -> list[dict[str, Any]]:
     async def query() -> list[dict[str, Any]]:
         conn = await asyncpg.connect(database_url)
@@ -172,6 +208,26 @@ class TestBearer:
         body = _problem(r, 403)
         if gw.passes_refusal_bodies:
             assert body["reason"] == "missing_role"
+
+    def test_browser_denied_by_a_rule_gets_the_html_page(
+        self,
+        gw: LiveGateway,
+        gw_service: ServiceProcess,
+        tokens: dict[str, str],
+        client: httpx.Client,
+    ) -> None:
+        """A signed-in browser (session cookie, Accept text/html) refused by a rule gets the
+        service's HTML 403 page quoting the request id, never the upstream."""
+        cookie = _session_cookie(gw_service, tokens["bob"])
+        rid = f"gw-denied-{uuid.uuid4().hex[:10]}"
+        r = client.get(
+            f"{gw.url}/admin/users",
+            headers={"Accept": "text/html", "Cookie": cookie, "X-Request-ID": rid},
+        )
+        assert r.status_code == 403, r.text
+        assert r.headers["content-type"].startswith("text/html"), r.headers
+        assert f'<code id="request-id">{rid}</code>' in r.text
+        assert "identity" not in r.text  # never the demo's echo
 
     def test_mfa_required_is_401_insufficient_user_authentication(
         self, gw: LiveGateway, tokens: dict[str, str], client: httpx.Client

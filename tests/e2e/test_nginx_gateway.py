@@ -184,6 +184,35 @@ class TestRefused:
             assert r.json()["status"] == 403
             assert r.json()["request_id"] == r.headers["x-request-id"]
 
+    def test_browser_denied_by_a_rule_gets_the_html_page(
+        self, gateway: Gateway, standin: StandIn, client: httpx.Client
+    ) -> None:
+        """Accept: text/html -> nginx serves the service's styled 403 page quoting the request
+        id (also for a refused POST); an API client on the same route keeps problem+json."""
+        token = standin.mint(username="alice")
+        browser = {"Authorization": f"Bearer {token}", "Accept": "text/html,*/*;q=0.8"}
+        for method in ("GET", "POST"):
+            rid = f"e2e-denied-{method.lower()}-{uuid.uuid4().hex[:8]}"
+            r = client.request(
+                method,
+                f"{gateway.url}/admin/users",
+                headers={**browser, "X-Request-ID": rid},
+                content=b"x=1" if method == "POST" else None,
+            )
+            assert r.status_code == 403, r.text
+            assert r.headers["content-type"].startswith("text/html"), r.headers
+            assert "<h1>Access denied</h1>" in r.text
+            assert f'<code id="request-id">{rid}</code>' in r.text
+            assert r.headers["x-request-id"] == rid
+            assert "style-src 'self'" in r.headers["content-security-policy"]
+            assert "/demo" not in r.text and "identity" not in r.text  # never the upstream
+        css = client.get(f"{gateway.url}/auth/static/style.css")
+        assert css.status_code == 200 and css.headers["content-type"].startswith("text/css")
+        api = client.get(f"{gateway.url}/admin/users", headers=_bearer(token))
+        assert api.status_code == 403
+        assert api.headers["content-type"].startswith("application/problem+json")
+        assert api.json()["status"] == 403
+
 
 class TestRequestIds:
     def test_missing_request_id_is_generated_by_nginx_and_seen_everywhere(

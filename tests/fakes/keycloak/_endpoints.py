@@ -482,8 +482,8 @@ def _with_query(uri: str, query: str) -> str:
 
 def _page(title: str, body: str) -> str:
     return (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"</head><body>{body}</body></html>"
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"
+        f"<title>{html.escape(title)}</title></head><body>{body}</body></html>"
     )
 
 
@@ -498,13 +498,16 @@ def _login_form(fake: FakeKeycloak, params: dict[str, str], error: str | None = 
         for name, value in params.items()
         if value
     )
-    alert = f"<span id='input-error'>{html.escape(error)}</span>" if error else ""
+    alert = f"<p id='input-error' role='alert'>{html.escape(error)}</p>" if error else ""
     action = html.escape(f"{fake.issuer}/login-actions/authenticate", quote=True)
     form = (
         f"<h1>Sign in to {html.escape(fake.realm)}</h1>{alert}"
         f"<form id='kc-form-login' method='post' action='{action}'>{hidden}"
-        "<input id='username' name='username' type='text' autofocus>"
-        "<input id='password' name='password' type='password'>"
-        "<input id='kc-login' name='login' type='submit' value='Sign In'></form>"
+        "<p><label for='username'>Username or email</label> "
+        "<input id='username' name='username' type='text' autocomplete='username' autofocus></p>"
+        "<p><label for='password'>Password</label> "
+        "<input id='password' name='password' type='password' "
+        "autocomplete='current-password'></p>"
+        "<p><input id='kc-login' name='login' type='submit' value='Sign In'></p></form>"
     )
     return _page(f"Sign in to {fake.realm}", form)

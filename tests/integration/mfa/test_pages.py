@@ -152,3 +152,49 @@ async def test_unauthenticated_browser_is_sent_to_login(svc: MfaApp) -> None:
     assert r.headers["location"].startswith(
         "http://auth.test/auth/login?rd=http%3A%2F%2Fauth.test%2Fauth%2Fmfa"
     )
+
+
+async def test_browser_denied_by_a_rule_gets_the_html_page_from_forward_auth(
+    svc: MfaApp, make_user: Callable[..., User]
+) -> None:
+    """A signed-in browser refused by a rule (app-user on ``/admin/**``) gets the HTML 403
+    page in the forward-auth answer (Traefik/Caddy/Envoy pass the body on); an API client
+    with the same identity keeps problem+json; nginx's dialect never carries HTML."""
+    c, user = svc.client, make_user()
+    name, session = await svc.login(user)
+    browser = {
+        "X-Forwarded-Method": "GET",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "app.test",
+        "X-Forwarded-Uri": "/admin/users",
+        "Accept": "text/html,application/xhtml+xml",
+        "Cookie": f"{name}={session}",
+        "X-Request-ID": "rid-fa-denied",
+    }
+    r = await c.get("/authz/forward-auth", headers=browser)
+    assert r.status_code == 403, r.text
+    assert r.headers["content-type"].startswith("text/html")
+    assert '<code id="request-id">rid-fa-denied</code>' in r.text
+    assert "style-src 'self'" in r.headers["content-security-policy"]
+    assert r.headers.get_list("cache-control") == ["no-store"]
+    again = await c.get("/authz/forward-auth", headers=browser)
+    assert again.status_code == 403 and again.headers.get_list("cache-control") == ["no-store"]
+    envoy = await c.get(
+        "/authz/ext-authz/admin/users",
+        headers={"Host": "app.test", "Accept": "text/html", "Cookie": f"{name}={session}"},
+    )
+    assert envoy.status_code == 403 and envoy.headers["content-type"].startswith("text/html")
+    api = await c.get("/authz/forward-auth", headers={**browser, "Accept": "application/json"})
+    assert api.status_code == 403
+    assert api.headers["content-type"].startswith("application/problem+json")
+    nginx = await c.get(
+        "/authz/auth-request",
+        headers={
+            "X-Original-URL": "https://app.test/admin/users",
+            "X-Original-Method": "GET",
+            "Accept": "text/html",
+            "Cookie": f"{name}={session}",
+        },
+    )
+    assert nginx.status_code == 403
+    assert nginx.headers["content-type"].startswith("application/problem+json")

@@ -435,6 +435,10 @@ class TestBrowserFlow:
         assert page.status_code == 200
         assert "Invalid username or password." in page.text
         assert "kc-form-login" in page.text
+        assert "role='alert'" in page.text
+        # every visible input is labelled (screen readers, clicking the label focuses it)
+        assert "<label for='username'>" in page.text and "id='username'" in page.text
+        assert "<label for='password'>" in page.text and "id='password'" in page.text
 
     def test_authorization_request_validation(self, http: httpx.Client) -> None:
         """Unknown clients are an error page; a plain PKCE method is redirected back as an error."""
