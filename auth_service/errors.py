@@ -83,6 +83,8 @@ class AuthError(Exception):
         self.reason = reason or self.default_reason
         self.headers = headers or {}
         self.errors = errors
+        self.attempts_left: int | None = None
+        """For a wrong second-factor code: codes that may still be tried before a lock."""
 
 
 class BadRequest(AuthError):

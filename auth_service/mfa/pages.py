@@ -296,8 +296,16 @@ def _error(message: str | None) -> str:
 
 
 def _message(exc: AuthError) -> str:
-    return {
+    message = {
         "invalid_code": "That code is not valid.",
         "code_reused": "That code was already used; wait for the next one.",
         "mfa_locked": "Too many wrong codes. Try again later.",
     }.get(exc.reason, exc.detail)
+    left = exc.attempts_left
+    if left is not None:
+        message += (
+            " No attempts left: try again later."
+            if left == 0
+            else f" {left} attempt{'s' if left != 1 else ''} left before a pause."
+        )
+    return message

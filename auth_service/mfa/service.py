@@ -330,7 +330,9 @@ class MfaService:
             self._emit(
                 "mfa.lockout", caller, "failure", reason="too_many_failures", retry_after=locked
             )
-        raise BadRequest("the code is not valid", reason=reason)
+        wrong = BadRequest("the code is not valid", reason=reason)
+        wrong.attempts_left = 0 if locked else max(0, self.lockout.user.failures - failures)
+        raise wrong
 
     def _emit(
         self,

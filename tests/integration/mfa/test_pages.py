@@ -118,6 +118,7 @@ async def test_prompt_redirect_is_limited_to_allowed_hosts(
         follow_redirects=False,
     )
     assert r.status_code == 400 and 'role="alert"' in r.text  # a browser gets the form back
+    assert "4 attempts left before a pause." in r.text
     r = await c.post(
         "/auth/mfa",
         data={"csrf_token": _csrf(page.text), "code": "000001", "rd": "/x"},
@@ -125,7 +126,7 @@ async def test_prompt_redirect_is_limited_to_allowed_hosts(
         follow_redirects=False,
     )  # any other client gets the problem document
     assert r.status_code == 400 and r.headers["content-type"].startswith("application/problem+json")
-    assert r.json()["detail"] == "That code is not valid."
+    assert r.json()["detail"] == "That code is not valid. 3 attempts left before a pause."
     svc.clock.advance(30)
     code = user.code(svc.clock)
     r = await c.post(
