@@ -39,7 +39,7 @@ from auth_service.openapi import document_problems
 from auth_service.services import Services
 from auth_service.tokens.api import TokenController
 from auth_service.tokens.controllers import jwks
-from auth_service.web import denied, stylesheet
+from auth_service.web import denied, signed_out, stylesheet
 
 __all__ = ("create_app",)
 
@@ -75,6 +75,7 @@ def create_app(
             MfaPages,
             stylesheet,
             denied,
+            signed_out,
         ],
         dependencies=DEPENDENCIES,
         exception_handlers=exception_handlers,

@@ -40,6 +40,8 @@ STYLE_SRC = "style-src 'self'"
 """The CSP directive every page needs for the stylesheet (and nothing inline)."""
 
 DENIED_PATH = "/auth/denied"
+SIGNED_OUT_PATH = "/auth/signed-out"
+"""Where the IdP sends a browser after a logout that named no ``rd``."""
 PAGE_SECURITY_HEADERS = {
     "Content-Security-Policy": (
         f"default-src 'none'; {STYLE_SRC}; form-action 'self'; frame-ancestors 'none'; "
@@ -225,3 +227,19 @@ async def denied(request: Request[Any, Any, Any]) -> Response[Any]:
         media_type=MediaType.HTML,
         headers={**PAGE_SECURITY_HEADERS, "X-Request-ID": rid},
     )
+
+
+def signed_out_document() -> str:
+    """The "you are signed out" page."""
+    body = (
+        "<h1>You are signed out</h1>"
+        '<p role="status">Your session here and at the identity provider has ended.</p>'
+        '<p><a href="/auth/login?rd=%2F">Sign in again</a></p>'
+    )
+    return document("Signed out", body)
+
+
+@get(SIGNED_OUT_PATH, media_type=MediaType.HTML, cache_control=None, include_in_schema=False)
+async def signed_out() -> Response[Any]:
+    """The page a browser lands on after logging out without a return URL."""
+    return Response(signed_out_document(), media_type=MediaType.HTML, headers=PAGE_SECURITY_HEADERS)

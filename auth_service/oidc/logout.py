@@ -26,6 +26,7 @@ from auth_service.idp import IdPClient, IdPTokenInvalid, NotReady, validate_logo
 from auth_service.oidc.common import ClientInfo, FlowAudit, return_url
 from auth_service.sessions.store import SessionStore
 from auth_service.tokens.revocation import Revocations
+from auth_service.web import SIGNED_OUT_PATH
 
 __all__ = ("Logout", "LogoutTokenInvalid")
 
@@ -59,7 +60,8 @@ class Logout:
 
     async def logout(self, session_id: str | None, rd: str | None, client: ClientInfo) -> str:
         """End the session (if any) and return where to send the browser (end_session)."""
-        target = return_url(self.settings, rd)
+        # Without a return URL the browser lands on the "signed out" page.
+        target = return_url(self.settings, rd if rd else SIGNED_OUT_PATH)
         id_token: str | None = None
         sub: str | None = None
         record = await self.store.delete(session_id) if session_id else None

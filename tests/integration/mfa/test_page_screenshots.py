@@ -113,6 +113,10 @@ async def test_every_page_renders_styled_in_chromium(
     assert denied.status_code == 403
     pages["access-denied"] = (denied.text, ["Access denied", "rid-screenshot-2"])
 
+    signed_out = await c.get("/auth/signed-out", headers=BROWSER)
+    assert signed_out.status_code == 200
+    pages["signed-out"] = (signed_out.text, ["You are signed out", "Sign in again"])
+
     css = await c.get(STYLESHEET_PATH)
     assert css.status_code == 200
     (tmp_path / "style.css").write_text(css.text)

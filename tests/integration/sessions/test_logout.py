@@ -92,6 +92,13 @@ async def test_logout_without_a_session_still_redirects(
     r = await web.get("/auth/logout")
     assert r.status_code == 302
     assert "id_token_hint" not in r.headers["location"]
+    # Without rd, the IdP sends the browser back to the "signed out" page.
+    query = parse_qs(urlsplit(r.headers["location"]).query)
+    assert query["post_logout_redirect_uri"] == ["http://auth.test/auth/signed-out"]
+    page = await web.get("/auth/signed-out", headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "You are signed out" in page.text
+    assert 'rel="stylesheet"' in page.text
+    assert "default-src 'none'" in page.headers["content-security-policy"]
 
 
 async def test_logout_form_refuses_a_non_ascii_csrf_token(web: AsyncTestClient[Litestar]) -> None:
