@@ -2,9 +2,12 @@
 
 Request flow::
 
-    EdgeMiddleware (request id, trace span, access log, HTTP metrics)
-      ├── /authz/*  → forward_auth lean ASGI path (no framework overhead on the hot path)
-      └── otherwise → Litestar: routing → controllers → domain services → stores
+    AuthService.__call__
+      ├── /authz/* → ForwardAuthEndpoint.lean (request id, metrics, access line, decision)
+      └── otherwise, and traced forward-auth checks → Litestar
+            EdgeMiddleware (request id, trace span, access log, HTTP metrics)
+              ├── /authz/*  → ForwardAuthEndpoint (the ASGI app)
+              └── otherwise → routing → controllers → domain services → stores
 
 The lifespan (`auth_service.lifespan`) opens PostgreSQL, Redis and the shared
 HTTP client, and builds the capability services (`auth_service.services`);
@@ -26,6 +29,7 @@ from auth_service.audit.controllers import AuditController
 from auth_service.config import Settings
 from auth_service.deps import DEPENDENCIES
 from auth_service.errors import exception_handlers
+from auth_service.front import AuthService
 from auth_service.health.controllers import HealthController
 from auth_service.lifespan import make_lifespan
 from auth_service.mfa.controllers import AdminMfaController, MfaController
@@ -50,7 +54,7 @@ def create_app(
     idp_http: httpx.AsyncClient | None = None,
     clock: Callable[[], float] = time.time,
     configure_logs: bool = True,
-) -> Litestar:
+) -> AuthService:
     """Build the service.
 
     Args:
@@ -63,7 +67,7 @@ def create_app(
         configure_logging(fmt=settings.log_format, level=settings.log_level)
     configure_tracing(settings)
     metrics = Metrics(settings.metrics_dir)
-    app = Litestar(
+    app = AuthService(
         route_handlers=[
             HealthController,
             AuditController,

@@ -18,6 +18,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from auth_service.config import Settings
+from auth_service.front import AuthService
 from auth_service.observability.metrics import Metrics
 from auth_service.resources import Resources
 from auth_service.services import Services, build_services
@@ -74,9 +75,15 @@ def make_lifespan(
         async with worker(settings, metrics, idp_http=idp_http, clock=clock) as services:
             app.state.resources = services.resources
             app.state.services = services
+            if isinstance(app, AuthService) and settings.otel_exporter_otlp_endpoint is None:
+                app.lean = services.forward_auth  # every request traced: the general path
             _tune_gc()
             log.info("started")
-            yield
+            try:
+                yield
+            finally:
+                if isinstance(app, AuthService):
+                    app.lean = None
             log.info("stopping")
 
     return lifespan

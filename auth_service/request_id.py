@@ -14,7 +14,13 @@ import random
 import re
 from typing import Any
 
-__all__ = ("REQUEST_ID_HEADER", "is_valid_request_id", "new_request_id", "request_id")
+__all__ = (
+    "REQUEST_ID_HEADER",
+    "is_valid_request_id",
+    "new_request_id",
+    "request_id",
+    "request_id_from",
+)
 
 REQUEST_ID_HEADER = "x-request-id"
 _random = random.Random()
@@ -38,17 +44,24 @@ def new_request_id() -> str:
     return f"{_random.getrandbits(128):032x}"
 
 
+def request_id_from(header: bytes | None) -> str:
+    """The request id for an incoming ``X-Request-ID`` value (``None``: absent)."""
+    if header is not None:
+        rid = header.decode("latin-1")
+        if _VALID.fullmatch(rid) is not None:
+            return rid
+    return new_request_id()
+
+
 def request_id(scope: Any) -> str:
     """The request id of an ASGI scope, computed on first use and cached in its state."""
     state = scope.setdefault("state", {})
     rid: str | None = state.get("request_id")
     if rid is None:
-        rid = ""
+        header = None
         for name, value in scope.get("headers", ()):
             if name == b"x-request-id":
-                rid = value.decode("latin-1")
+                header = value
                 break
-        if not is_valid_request_id(rid):
-            rid = new_request_id()
-        state["request_id"] = rid
+        rid = state["request_id"] = request_id_from(header)
     return rid

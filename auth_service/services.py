@@ -210,6 +210,7 @@ async def build_services(
             revocations,
             metrics,
             needed_claims=_needed(policy, settings.claim_header_map),
+            claim_paths=lambda: policy.current.claim_paths,
         )
 
         session_store = SessionStore(

@@ -42,10 +42,9 @@ def audit_hook(audit: AuditLog, trusted_proxies: tuple[str, ...]) -> DecisionHoo
     """
 
     def hook(
-        verdict: Verdict, req: ForwardedRequest | None, scope: MutableMapping[str, Any]
+        verdict: Verdict, req: ForwardedRequest | None, scope: MutableMapping[str, Any], rid: str
     ) -> None:
         caller = verdict.caller if verdict.caller is not None else verdict.identity
-        claims = caller.claims if caller is not None else None
         path = req.target.split("?", 1)[0] if req is not None else None
         details = DecisionDetails(
             method=req.method if req is not None else None,
@@ -64,13 +63,14 @@ def audit_hook(audit: AuditLog, trusted_proxies: tuple[str, ...]) -> DecisionHoo
         audit.emit(
             kind,  # type: ignore[arg-type]
             outcome=outcome,  # type: ignore[arg-type]
-            actor_sub=claims.sub if claims is not None else None,
-            subject_sub=claims.sub if claims is not None else None,
-            client_id=claims.client_id if claims is not None else None,
+            actor_sub=caller.sub if caller is not None else None,
+            subject_sub=caller.sub if caller is not None else None,
+            client_id=caller.client_id if caller is not None else None,
             source_ip=client_address(scope, trusted_proxies),
             user_agent=agent.decode("latin-1")[:256] if agent else None,
             reason=verdict.reason,
             details=details,
+            request_id=rid,
         )
 
     return hook

@@ -137,7 +137,7 @@ def decide(
             body,
             audit=True,
         )
-    subject = creds.identity.claims if creds.identity is not None else None
+    subject = creds.identity
     decision = policy.decide(match, subject, mfa_done=creds.mfa_done)
     outcome = decision.outcome
     if outcome == "allow":

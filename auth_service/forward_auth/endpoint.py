@@ -12,6 +12,8 @@ import time
 from collections.abc import Callable, MutableMapping
 from typing import Any, Protocol
 
+import structlog
+
 from auth_service.config import Settings
 from auth_service.errors import PROBLEM_JSON, DependencyUnavailable, problem_body
 from auth_service.forward_auth.decision import Credentials, Verdict, decide
@@ -21,10 +23,10 @@ from auth_service.forward_auth.gateways import (
     dialect_for,
     read_request,
 )
-from auth_service.observability.edge import Receive, Send
+from auth_service.observability.edge import Receive, Send, finish
 from auth_service.observability.metrics import Metrics
 from auth_service.policy import PolicyHolder
-from auth_service.request_id import request_id
+from auth_service.request_id import request_id, request_id_from
 from auth_service.tokens.credentials import presented_credential
 from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.service import Authenticator, TokenRejected
@@ -52,7 +54,8 @@ class SessionResolver(Protocol):
     async def resolve(self, session_id: str) -> Authenticated: ...
 
 
-DecisionHook = Callable[[Verdict, ForwardedRequest | None, MutableMapping[str, Any]], None]
+DecisionHook = Callable[[Verdict, ForwardedRequest | None, MutableMapping[str, Any], str], None]
+"""Called with the verdict, the original request (if readable), the scope and the request id."""
 
 
 class ForwardAuthEndpoint:
@@ -82,20 +85,50 @@ class ForwardAuthEndpoint:
         self.public_url = settings.public_url
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
+        """The ASGI app, behind `EdgeMiddleware`'s general path (which sets the request id)."""
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        await self._answer(scope, headers, request_id(scope), send)
+
+    async def lean(self, scope: MutableMapping[str, Any], send: Send) -> bool:
+        """Answer without the general edge path; ``False``: the caller must take it instead.
+
+        The request id, the HTTP metrics and the access line are done here with the
+        same functions `EdgeMiddleware` uses (`edge.finish`); a request carrying a
+        W3C ``traceparent`` goes the general way, which opens its server span.
+        """
+        start = time.perf_counter()
+        headers: dict[bytes, bytes] = dict(scope["headers"])
+        if b"traceparent" in headers:
+            return False
+        rid = request_id_from(headers.get(b"x-request-id"))
+        status = await self._answer(scope, headers, rid, send, rid.encode("ascii"))
+        elapsed = time.perf_counter() - start
+        finish(self.metrics, scope, status, elapsed, rid, log=self.settings.access_log)
+        return True
+
+    async def _answer(
+        self,
+        scope: MutableMapping[str, Any],
+        headers: dict[bytes, bytes],
+        rid: str,
+        send: Send,
+        rid_header: bytes | None = None,
+    ) -> int:
         start = time.perf_counter()
         dialect = dialect_for(scope["path"])
-        rid = request_id(scope)
         scope["auth_route"] = dialect.value if dialect else "/authz/unknown"
-        if dialect is None:
-            await self._send_problem(send, 404, "no such forward-auth endpoint", rid, "not_found")
-            return
-        headers: dict[bytes, bytes] = dict(scope["headers"])
         req: ForwardedRequest | None = None
+        if dialect is None:
+            verdict = _refusal(
+                404, "bad_request", "not_found", "no such forward-auth endpoint", rid
+            )
+            await _send(send, verdict, rid_header)
+            return 404
         try:
             req = read_request(dialect, scope, headers)
             unavailable: DependencyUnavailable | None = None
             try:
-                creds = await self._credentials(headers)
+                creds = await self._credentials(headers, rid)
             except DependencyUnavailable as exc:  # IdP keys or revocations not usable yet
                 creds, unavailable = Credentials(), exc
             verdict = decide(
@@ -111,15 +144,16 @@ class ForwardAuthEndpoint:
         except DependencyUnavailable as exc:
             verdict = _refusal(503, "unavailable", exc.reason, exc.detail, rid)
             verdict.headers.append((b"retry-after", b"5"))
-        await _send(send, verdict)
+        await _send(send, verdict, rid_header)
         endpoint = dialect.value
         metrics = self.metrics
         metrics.decisions.labels(endpoint, verdict.outcome, verdict.reason or "").inc()
         metrics.decision_latency.labels(endpoint).observe(time.perf_counter() - start)
         if verdict.audit and self.on_decision is not None:
-            self.on_decision(verdict, req, scope)
+            self.on_decision(verdict, req, scope, rid)
+        return verdict.status
 
-    async def _credentials(self, headers: dict[bytes, bytes]) -> Credentials:
+    async def _credentials(self, headers: dict[bytes, bytes], rid: str) -> Credentials:
         creds = Credentials()
         cookie_name = self.sessions.cookie_name if self.sessions is not None else None
         presented = presented_credential(
@@ -129,17 +163,24 @@ class ForwardAuthEndpoint:
             creds.bearer = True
             try:
                 key, auth = self.authenticator.lookup(presented.value)
-                creds.identity = auth or await self.authenticator.verify_new(presented.value, key)
+                if auth is None:  # may log (JWKS refresh, introspection): bind the id
+                    bound = structlog.contextvars.bind_contextvars(request_id=rid)
+                    try:
+                        auth = await self.authenticator.verify_new(presented.value, key)
+                    finally:
+                        structlog.contextvars.reset_contextvars(**bound)
+                creds.identity = auth
             except TokenRejected as exc:
                 creds.rejection = exc
         elif presented is not None and self.sessions is not None:
             creds.session = True
             try:
-                creds.identity = await self.sessions.resolve(presented.value)
+                with structlog.contextvars.bound_contextvars(request_id=rid):
+                    creds.identity = await self.sessions.resolve(presented.value)
             except TokenRejected as exc:
                 creds.rejection = exc
         if creds.identity is not None:
-            creds.mfa_done = self.mfa.is_verified(creds.identity.claims.sid)
+            creds.mfa_done = self.mfa.is_verified(creds.identity.sid)
         return creds
 
     def _identity_headers(
@@ -153,11 +194,6 @@ class ForwardAuthEndpoint:
             token = self.assertions.issue(auth, audience, mfa=mfa)
             verdict.headers.append((b"x-auth-assertion", token.encode("ascii")))
 
-    async def _send_problem(
-        self, send: Send, status: int, detail: str, rid: str, reason: str
-    ) -> None:
-        await _send(send, _refusal(status, "bad_request", reason, detail, rid))
-
 
 def _refusal(status: int, outcome: str, reason: str, detail: str, rid: str) -> Verdict:
     body = problem_body(status, detail, rid, reason=reason)
@@ -166,9 +202,15 @@ def _refusal(status: int, outcome: str, reason: str, detail: str, rid: str) -> V
     )
 
 
-async def _send(send: Send, verdict: Verdict) -> None:
+_EMPTY_BODY = (b"content-length", b"0")
+
+
+async def _send(send: Send, verdict: Verdict, rid_header: bytes | None) -> None:
     headers = verdict.headers
-    headers.append((b"content-length", str(len(verdict.body)).encode()))
+    body = verdict.body
+    headers.append((b"content-length", str(len(body)).encode()) if body else _EMPTY_BODY)
     headers.append((b"cache-control", b"no-store"))
+    if rid_header is not None:  # the lean path; the general one adds it on the way out
+        headers.append((b"x-request-id", rid_header))
     await send({"type": "http.response.start", "status": verdict.status, "headers": headers})
     await send({"type": "http.response.body", "body": verdict.body})

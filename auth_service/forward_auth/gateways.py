@@ -18,7 +18,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 __all__ = ("Dialect", "ForwardedRequest", "GatewayError", "dialect_for", "read_request")
@@ -100,6 +100,71 @@ def _escape_non_ascii(target: str) -> str:
     return "".join(chr(b) if b < 0x80 else f"%{b:02X}" for b in data)
 
 
+_MEMO_SIZE = 4096
+_checked_memo: dict[tuple[str, str | None, str], tuple[str, str, str] | str] = {}
+"""``(scheme, host, target)`` as given → as checked, or why they are refused."""
+_url_memo: dict[bytes, tuple[str, str, str] | str] = {}
+"""``X-Original-URL`` values → ``(scheme, host, target)``, or why it is refused."""
+
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def _remember(memo: dict[K, V], key: K, value: V) -> V:
+    if len(memo) >= _MEMO_SIZE:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
+def _check(scheme: str, host: str | None, target: str) -> tuple[str, str, str] | str:
+    """The original request's scheme, host and target checked, or why they are refused.
+
+    Pure, so the answers for recent values are remembered: gateways ask about the same
+    URLs over and over.
+    """
+    key = (scheme, host, target)
+    known = _checked_memo.get(key)
+    if known is not None:
+        return known
+    if host is None or _HOST.fullmatch(host) is None:
+        found: tuple[str, str, str] | str = "the original host is missing or malformed"
+    elif scheme not in ("http", "https"):
+        found = "the original scheme must be http or https"
+    elif not target.startswith("/"):
+        found = "the original URI must start with /"
+    else:
+        escaped = _escape_non_ascii(target)
+        if _CONTROL_OR_SPACE.search(escaped) is not None:
+            found = "the original URI contains control characters or spaces"
+        else:
+            found = (scheme, host, escaped)
+    return _remember(_checked_memo, key, found)
+
+
+def _original_url(url: bytes) -> tuple[str, str, str] | str:
+    """``X-Original-URL`` as ``(scheme, host, target)``, or why it is refused."""
+    known = _url_memo.get(url)
+    if known is not None:
+        return known
+    text = url.decode("latin-1").strip()
+    if not text:
+        return _remember(_url_memo, url, "X-Original-URL is missing")
+    try:  # an unbalanced "[" or "]", or a port out of range, raises ValueError
+        parts = urlsplit(text)
+        parts.port  # noqa: B018
+    except ValueError:
+        return _remember(_url_memo, url, "X-Original-URL is not a valid URL")
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return _remember(_url_memo, url, "X-Original-URL is not an absolute http(s) URL")
+    target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    if parts.fragment:  # never sent by clients: kept so that the policy can refuse it
+        target += f"#{parts.fragment}"
+    found = _check(parts.scheme, parts.netloc.rpartition("@")[2], target)
+    return _remember(_url_memo, url, found)
+
+
 def read_request(
     dialect: Dialect, scope: Mapping[str, Any], headers: Mapping[bytes, bytes]
 ) -> ForwardedRequest:
@@ -108,29 +173,20 @@ def read_request(
         raise GatewayError(
             "the check carries a client X-Auth-* header: the gateway must strip them"
         )
-    if dialect is Dialect.FORWARD_AUTH:
+    if dialect is Dialect.AUTH_REQUEST:
+        method = _text(headers, b"x-original-method") or "GET"
+        url = headers.get(b"x-original-url")
+        if url is None:
+            raise GatewayError("X-Original-URL is missing")
+        checked = _original_url(url)
+    elif dialect is Dialect.FORWARD_AUTH:
         method = _text(headers, b"x-forwarded-method") or "GET"
         scheme = (_text(headers, b"x-forwarded-proto") or "https").lower()
         host = _text(headers, b"x-forwarded-host") or _text(headers, b"host")
         target = _text(headers, b"x-forwarded-uri")
         if target is None:
             raise GatewayError("X-Forwarded-Uri is missing")
-    elif dialect is Dialect.AUTH_REQUEST:
-        method = _text(headers, b"x-original-method") or "GET"
-        url = _text(headers, b"x-original-url")
-        if url is None:
-            raise GatewayError("X-Original-URL is missing")
-        try:  # an unbalanced "[" or "]", or a port out of range, raises ValueError
-            parts = urlsplit(url)
-            parts.port  # noqa: B018
-        except ValueError:
-            raise GatewayError("X-Original-URL is not a valid URL") from None
-        if parts.scheme not in ("http", "https") or not parts.netloc:
-            raise GatewayError("X-Original-URL is not an absolute http(s) URL")
-        scheme, host = parts.scheme, parts.netloc.rpartition("@")[2]
-        target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        if parts.fragment:  # never sent by clients: kept so that the policy can refuse it
-            target += f"#{parts.fragment}"
+        checked = _check(scheme, host, target)
     else:
         method = scope["method"]
         scheme = (_text(headers, b"x-forwarded-proto") or scope.get("scheme") or "http").lower()
@@ -141,13 +197,7 @@ def read_request(
         query = scope.get("query_string", b"")
         if query:
             target += "?" + query.decode("latin-1")
-    if host is None or _HOST.fullmatch(host) is None:
-        raise GatewayError("the original host is missing or malformed")
-    if scheme not in ("http", "https"):
-        raise GatewayError("the original scheme must be http or https")
-    if not target.startswith("/"):
-        raise GatewayError("the original URI must start with /")
-    target = _escape_non_ascii(target)
-    if _CONTROL_OR_SPACE.search(target) is not None:
-        raise GatewayError("the original URI contains control characters or spaces")
-    return ForwardedRequest(method.upper(), scheme, host, target, headers)
+        checked = _check(scheme, host, target)
+    if isinstance(checked, str):
+        raise GatewayError(checked)
+    return ForwardedRequest(method.upper(), *checked, headers)

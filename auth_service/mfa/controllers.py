@@ -78,7 +78,7 @@ def caller_from(request: Request[Any, Any, Any], auth: Authenticated) -> Caller:
     client = auth.raw.get("azp") or auth.raw.get("client_id")
     return Caller(
         subject=auth.subject,
-        sid=auth.claims.sid,
+        sid=auth.sid,
         username=auth.claims.username or auth.subject,
         client_id=str(client) if client else None,
         source_ip=client_address(request.scope, res.settings.trusted_proxies),

@@ -104,6 +104,16 @@ class _Sink:
             pass
 
 
+_pid = os.getpid()
+
+
+def _forked() -> None:
+    global _pid
+    _pid = os.getpid()
+
+
+os.register_at_fork(after_in_child=_forked)
+
 _sink: _Sink | None = None
 _enabled = True
 _second = -1
@@ -176,7 +186,7 @@ def emit(
         duration_ms=round(elapsed * 1000, 3),
         request_id=request_id,
         level="info",
-        pid=os.getpid(),
+        pid=_pid,
         timestamp=_timestamp(time.time()),
     )
     if span is not None:

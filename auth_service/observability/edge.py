@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from opentelemetry import context as otel_context
@@ -63,6 +63,48 @@ def method_label(method: str) -> str:
     return method if method in _METHODS else "OTHER"
 
 
+class LeanRoute(Protocol):
+    """A route that can answer without the general path (`ForwardAuthEndpoint.lean`)."""
+
+    async def lean(self, scope: MutableMapping[str, Any], send: Send) -> bool: ...
+
+    async def __call__(
+        self, scope: MutableMapping[str, Any], receive: Receive, send: Send
+    ) -> None: ...
+
+
+def finish(
+    metrics: Metrics,
+    scope: MutableMapping[str, Any],
+    status: int,
+    elapsed: float,
+    rid: str,
+    span: Any = None,
+    *,
+    log: bool,
+) -> str:
+    """The HTTP metrics and, with ``log``, the access line of a finished request.
+
+    Returns the request's route label. The one place both paths (`EdgeMiddleware` and
+    the lean forward-auth one) count and log a request.
+    """
+    route = scope.get("path_template") or scope.get("auth_route") or UNMATCHED_ROUTE
+    method = scope["method"]
+    metrics.http_requests.labels(route, method_label(method), str(status)).inc()
+    metrics.http_latency.labels(route).observe(elapsed)
+    if log:
+        access_log.emit(
+            method=method,
+            path=scope["path"],
+            route=route,
+            status=status,
+            elapsed=elapsed,
+            request_id=rid,
+            span=span,
+        )
+    return route
+
+
 class EdgeMiddleware:
     """Request id on every response, trace span, access log line and HTTP metrics."""
 
@@ -73,7 +115,7 @@ class EdgeMiddleware:
         metrics: Metrics,
         access_log: bool = True,
         always_trace: bool = False,
-        fast_routes: Callable[[str], ASGIApp | None] | None = None,
+        fast_routes: Callable[[str], LeanRoute | None] | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
@@ -89,13 +131,12 @@ class EdgeMiddleware:
                 if scope["type"] == "lifespan":  # the worker stops: write the last lines
                     access_log.flush()
             return
+        fast = self.fast_routes(scope["path"]) if self.fast_routes is not None else None
         rid = request_id(scope)
         rid_header = (b"x-request-id", rid.encode("ascii"))
         start = time.perf_counter()
         status = 500
         started = False
-
-        fast = self.fast_routes(scope["path"]) if self.fast_routes is not None else None
 
         async def send_with_id(message: Message) -> None:
             nonlocal status, started
@@ -140,29 +181,15 @@ class EdgeMiddleware:
                 log.error("unhandled_error", path=scope["path"], exc_info=exc)
                 if not started:
                     await _send_500(send_with_id, rid)
-            route = scope.get("path_template") or scope.get("auth_route") or UNMATCHED_ROUTE
-            method = method_label(scope["method"])
             elapsed = time.perf_counter() - start
-            metrics = self.metrics
-            metrics.http_requests.labels(route, method, str(status)).inc()
-            metrics.http_latency.labels(route).observe(elapsed)
+            route = finish(self.metrics, scope, status, elapsed, rid, span, log=self.access_log)
             if span is not None:
-                span.update_name(f"{method} {route}")
+                span.update_name(f"{method_label(scope['method'])} {route}")
                 span.set_attribute("http.request.method", scope["method"])
                 span.set_attribute("http.route", route)
                 span.set_attribute("http.response.status_code", status)
                 if status >= 500:
                     span.set_status(Status(StatusCode.ERROR))
-            if self.access_log:
-                access_log.emit(
-                    method=scope["method"],
-                    path=scope["path"],
-                    route=route,
-                    status=status,
-                    elapsed=elapsed,
-                    request_id=rid,
-                    span=span,
-                )
         finally:
             if span is not None:
                 span.end()

@@ -196,7 +196,7 @@ class BrowserLoginController(Controller):
     ) -> Response[UserInfo]:
         """The caller's identity, from a bearer token or the session cookie."""
         caller = await authenticate_caller(request)
-        verified = mfa_state.is_verified(caller.identity.claims.sid)
+        verified = mfa_state.is_verified(caller.identity.sid)
         return Response(_userinfo(caller.identity, verified), headers={"Cache-Control": "no-store"})
 
     @get("/logout")
@@ -276,12 +276,13 @@ async def _logout(
 
 
 def _userinfo(auth: Authenticated, verified: bool) -> UserInfo:
+    claims = auth.claims
     return UserInfo(
         sub=auth.subject,
-        username=auth.claims.username,
-        email=auth.claims.email,
+        username=claims.username,
+        email=claims.email,
         roles=sorted(auth.realm_roles),
-        client_roles={c: sorted(r) for c, r in auth.claims.client_roles.items()},
+        client_roles={c: sorted(r) for c, r in auth.client_roles.items()},
         attributes=dict(auth.attributes),
         mfa="totp" if verified else "none",
     )

@@ -258,7 +258,7 @@ class BrowserLogin:
         if auth.subject != sub:
             raise LoginRejected("ID and access token disagree", reason="invalid_access_token")
         refresh = body.get("refresh_token")
-        sid = claims.get("sid") or auth.claims.sid
+        sid = claims.get("sid") or auth.sid
         session_id, _ = await self.store.create(
             sub=sub,
             sid=str(sid) if sid else None,

@@ -194,6 +194,10 @@ class CompiledPolicy:
         """Status when an authenticated request matches no rule."""
         self.needed_claims = frozenset(name for rule in policy.rules for name in rule_claims(rule))
         """Top-level claim names any rule's ``require_claims`` reads."""
+        self.claim_paths = tuple(
+            sorted({path for rule in policy.rules for path in rule.require_claims})
+        )
+        """Every claim path any rule's ``require_claims`` reads (looked up once per token)."""
         self._rules = tuple(CompiledRule(i, rule) for i, rule in enumerate(policy.rules))
         self._no_match = Decision(
             outcome="deny", rule=None, reason="no_matching_rule", status=self.deny_status

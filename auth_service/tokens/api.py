@@ -96,7 +96,7 @@ class TokenController(Controller):
             outcome="failure" if auth is None else "success",
             actor_sub=caller.subject,
             subject_sub=None if auth is None else auth.subject,
-            client_id=caller.claims.client_id,
+            client_id=caller.client_id,
             reason="inactive" if auth is None else None,
         )
         if auth is None:
@@ -117,7 +117,7 @@ class TokenController(Controller):
             sid=c.sid,
             roles=sorted(c.realm_roles),
             client_roles={k: sorted(v) for k, v in c.client_roles.items()},
-            attributes=auth.attributes,
+            attributes=dict(auth.attributes),
             mfa="totp" if mfa_state.is_verified(c.sid) else "none",
         )
 

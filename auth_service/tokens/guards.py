@@ -83,7 +83,7 @@ class CallerAuth:
         """
         if self.session_id is not None:
             return self.session_id
-        return f"bearer:{self.identity.claims.sid or self.identity.subject}"
+        return f"bearer:{self.identity.sid or self.identity.subject}"
 
 
 class DenialDetails(msgspec.Struct, omit_defaults=True, kw_only=True):
@@ -130,7 +130,7 @@ def audit_denial(
         outcome="failure" if rejected else "denied",
         actor_sub=sub,
         subject_sub=sub,
-        client_id=identity.claims.client_id if identity is not None else None,
+        client_id=identity.client_id if identity is not None else None,
         source_ip=client_address(connection.scope, settings.trusted_proxies),
         user_agent=agent[:256] if agent else None,
         reason=exc.reason,

@@ -36,10 +36,10 @@ from auth_service.errors import DependencyUnavailable
 from auth_service.idp import IdPClient, OIDCProvider
 from auth_service.observability.metrics import Metrics
 from auth_service.tokens.cache import ExpiringCache, token_key
-from auth_service.tokens.identity import Authenticated, identity_headers
+from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.rejections import TokenRejected, bearer_challenge
 from auth_service.tokens.revocation import Revocations
-from auth_service.verifier import Claims, TokenError
+from auth_service.verifier import TokenError
 
 __all__ = ("Authenticator", "TokenRejected", "bearer_challenge", "is_lightweight")
 
@@ -94,6 +94,7 @@ class Authenticator:
         metrics: Metrics,
         *,
         needed_claims: Callable[[], frozenset[str]],
+        claim_paths: Callable[[], tuple[str, ...]] = tuple,
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.settings = settings
@@ -102,8 +103,8 @@ class Authenticator:
         self.revocations = revocations
         self.metrics = metrics
         self.needed_claims = needed_claims
+        self.claim_paths = claim_paths
         self.claim_headers = settings.claim_header_map
-        self._attribute_paths = {path: path for path in self.claim_headers}
         self.max_bytes = 16 * 1024
         self.cache: ExpiringCache[Authenticated] = ExpiringCache(settings.token_cache_size, clock)
         self.rejected: ExpiringCache[tuple[str, str]] = ExpiringCache(10_000, clock)
@@ -131,8 +132,7 @@ class Authenticator:
             self._misses.inc()
             return key, None
         self._hits.inc()
-        claims = hit.claims
-        if self.revocations.is_revoked(claims.sid, claims.jti):
+        if self.revocations.is_revoked(hit.sid, hit.jti):
             raise TokenRejected("token_revoked", _DESCRIPTIONS["token_revoked"])
         return key, hit
 
@@ -158,22 +158,25 @@ class Authenticator:
         if self.incomplete.get(key) is not None:
             raise _introspection_unavailable()
         try:
-            claims = await verifier.verify(token)
+            raw, payload = await verifier.verify_claims(token)
         except TokenError as exc:
             self._reject(key, exc.reason, exc.description)
-        if self.revocations.is_revoked(claims.sid, claims.jti):
+        sid, jti = raw.get("sid"), raw.get("jti")
+        if self.revocations.is_revoked(
+            sid if isinstance(sid, str) else None, jti if isinstance(jti, str) else None
+        ):
             raise TokenRejected("token_revoked", _DESCRIPTIONS["token_revoked"])
-        raw = claims.raw
         if is_lightweight(raw) and any(c not in raw for c in self.needed_claims()):
-            claims = await self._complete(token, key, claims)
-        attributes = claims.attributes(self._attribute_paths)
-        entry = Authenticated(
-            claims=claims,
-            headers=identity_headers(claims, self.claim_headers, attributes),
+            raw = await self._complete(token, key, raw)
+            payload = msgspec.json.encode(raw)
+        entry = Authenticated.build(
+            raw,
             key=key,
-            attributes=attributes,
+            payload=payload,
+            claim_headers=self.claim_headers,
+            claim_paths=self.claim_paths(),
         )
-        self.cache.put(key, entry, claims.exp)
+        self.cache.put(key, entry, entry.exp)
         return entry
 
     def _reject(self, key: bytes, reason: str, description: str, until: float | None = None) -> Any:
@@ -181,7 +184,7 @@ class Authenticator:
             self.rejected.put(key, (reason, description), until or self._clock() + 60)
         raise TokenRejected(reason, description)
 
-    async def _complete(self, token: str, key: bytes, claims: Claims) -> Claims:
+    async def _complete(self, token: str, key: bytes, raw: dict[str, Any]) -> dict[str, Any]:
         """Fill in claims of a lightweight token from the IdP's introspection endpoint.
 
         Concurrent requests with the same token share one call; its failure is cached
@@ -190,7 +193,7 @@ class Authenticator:
         task = self._introspecting.get(key)
         if task is None:
             task = asyncio.get_running_loop().create_task(
-                self._introspect_once(token, key, claims.exp)
+                self._introspect_once(token, key, float(raw["exp"]))
             )
             self._introspecting[key] = task
             task.add_done_callback(lambda _: self._introspecting.pop(key, None))
@@ -199,11 +202,11 @@ class Authenticator:
         except _INTROSPECTION_FAILURES as exc:
             raise _introspection_unavailable() from exc
         if result is None or result.get("active") is not True:
-            self._reject(key, "token_inactive", _DESCRIPTIONS["token_inactive"], claims.exp)
+            self._reject(key, "token_inactive", _DESCRIPTIONS["token_inactive"], raw["exp"])
         assert result is not None
-        merged = {**result, **claims.raw}
+        merged = {**result, **raw}
         merged.pop("active", None)
-        return Claims.from_raw(merged)
+        return merged
 
     async def _introspect_once(self, token: str, key: bytes, exp: float) -> dict[str, Any] | None:
         """One bounded introspection call, counted by outcome; a failure is remembered."""

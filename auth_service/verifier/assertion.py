@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from .jwks import JWKSCache
-from .tokens import BaseClaims, _JWTVerifier, _strings
+from .tokens import BaseClaims, _JWTVerifier, shared_strings
 
 __all__ = ("AssertionClaims", "AssertionVerifier")
 
@@ -57,13 +57,13 @@ class AssertionClaims(BaseClaims, frozen=True, kw_only=True):
         client_roles = raw.get("client_roles")
         return cls(
             **cls._common(raw),
-            realm_roles=_strings(raw.get("roles")),
+            realm_roles=shared_strings(raw.get("roles")),
             client_roles=(
-                {c: _strings(r) for c, r in client_roles.items()}
+                {c: shared_strings(r) for c, r in client_roles.items()}
                 if isinstance(client_roles, dict)
                 else {}
             ),
-            amr=_strings(raw.get("amr")),
+            amr=shared_strings(raw.get("amr")),
         )
 
 

@@ -40,7 +40,7 @@ claim names (``address.country``; ``\\.`` for a literal dot).
 
 from __future__ import annotations
 
-import base64
+import binascii
 import enum
 import math
 import re
@@ -67,6 +67,8 @@ __all__ = (
     "TokenErrorReason",
     "TokenVerifier",
     "claim_at",
+    "shared_client_roles",
+    "shared_strings",
 )
 
 TokenErrorReason = Literal[
@@ -140,17 +142,29 @@ def _str(value: object) -> str | None:
 _SHARED_SETS: dict[tuple[str, ...], frozenset[str]] = {}
 _SHARED_SETS_MAX: Final = 4096
 _SHARED_SET_LONGEST: Final = 64
+_SHARED_MAPS: dict[tuple[tuple[str, frozenset[str]], ...], Mapping[str, frozenset[str]]] = {}
+_NO_CLIENT_ROLES: Final[Mapping[str, frozenset[str]]] = {}
+_EMPTY: Final = frozenset[str]()
 
 
-def _strings(value: object) -> frozenset[str]:
+def shared_strings(value: object) -> frozenset[str]:
     """The strings of a JSON list, as a frozenset shared by every token with the same list.
 
     Tokens of one user repeat the same role and scope lists; sharing the sets keeps a
     cached token smaller and gives the garbage collector fewer objects to walk.
+    Anything but a list gives the empty set.
     """
     if not isinstance(value, list):
-        return frozenset()
-    items = tuple([v for v in value if isinstance(v, str)])
+        return _EMPTY
+    items = tuple(value)
+    try:
+        shared = _SHARED_SETS.get(items)  # only tuples of strings are ever stored
+    except TypeError:  # an object or an array among the items
+        shared = None
+    if shared is not None:
+        return shared
+    if not all(type(v) is str for v in items):
+        items = tuple([v for v in items if isinstance(v, str)])
     if len(items) > _SHARED_SET_LONGEST:
         return frozenset(items)
     shared = _SHARED_SETS.get(items)
@@ -159,6 +173,24 @@ def _strings(value: object) -> frozenset[str]:
         if len(_SHARED_SETS) >= _SHARED_SETS_MAX:
             _SHARED_SETS.clear()
         _SHARED_SETS[items] = shared
+    return shared
+
+
+def shared_client_roles(resource_access: object) -> Mapping[str, frozenset[str]]:
+    """Client roles by client id (``resource_access``), shared like `shared_strings`.
+
+    The mapping is shared by every token with the same client roles: treat it as
+    read-only.
+    """
+    if not isinstance(resource_access, dict) or not resource_access:
+        return _NO_CLIENT_ROLES
+    items = tuple((c, _roles_of(a)) for c, a in resource_access.items())
+    shared = _SHARED_MAPS.get(items)
+    if shared is None:
+        shared = dict(items)
+        if len(_SHARED_MAPS) >= _SHARED_SETS_MAX:
+            _SHARED_MAPS.clear()
+        _SHARED_MAPS[items] = shared
     return shared
 
 
@@ -171,7 +203,7 @@ def _audiences(value: object) -> tuple[str, ...]:
 
 
 def _roles_of(access: object) -> frozenset[str]:
-    return _strings(access.get("roles")) if isinstance(access, dict) else frozenset()
+    return shared_strings(access.get("roles")) if isinstance(access, dict) else _EMPTY
 
 
 def _is_number(value: object) -> TypeGuard[float]:
@@ -275,11 +307,7 @@ class Claims(BaseClaims, frozen=True, kw_only=True):
         return cls(
             **cls._common(raw),
             realm_roles=_roles_of(raw.get("realm_access")),
-            client_roles=(
-                {c: _roles_of(a) for c, a in resource_access.items()}
-                if isinstance(resource_access, dict)
-                else {}
-            ),
+            client_roles=shared_client_roles(resource_access),
             username=_str(raw.get("preferred_username")),
             email=_str(raw.get("email")),
             azp=azp,
@@ -303,6 +331,8 @@ def _short(value: str) -> str:
 
 
 _B64URL: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64URL_BYTES: Final = _B64URL.encode("ascii")
+_TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
 _UNUSED_BITS: Final = {2: 0b1111, 3: 0b11}
 """Bits of the last character that carry no data, by ``len(segment) % 4``."""
 
@@ -313,12 +343,15 @@ def _b64url_decode(segment: str) -> bytes:
     A last character whose unused bits are set decodes to the same bytes as the
     canonical one, so without this check one token would have several spellings.
     """
-    if "=" in segment or "+" in segment or "/" in segment:
+    data = segment.encode("ascii")  # UnicodeEncodeError is a ValueError
+    if data.translate(None, _B64URL_BYTES):
         raise ValueError("not base64url")
-    unused = _UNUSED_BITS.get(len(segment) % 4)
+    unused = _UNUSED_BITS.get(len(data) % 4)
     if unused is not None and _B64URL.find(segment[-1]) & unused:
         raise ValueError("not canonical base64url")
-    return base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
+    if len(data) % 4 == 1:
+        raise ValueError("not base64url")
+    return binascii.a2b_base64(data.translate(_TO_STANDARD) + b"=" * (-len(data) % 4))
 
 
 class _JWTVerifier(Generic[C]):
@@ -385,6 +418,19 @@ class _JWTVerifier(Generic[C]):
                 raise TokenError("unknown_kid", f"no signing key with kid {_short(kid)}")
         return self._verify_signed(token, alg, key)
 
+    async def verify_claims(self, token: str) -> tuple[dict[str, Any], bytes]:
+        """Like `verify`, but the checked claims as decoded and their JSON text.
+
+        For callers that build their own view of the claims (the token cache).
+        """
+        alg, kid = self._check_header(token)
+        key = self.keys.get(kid)
+        if key is None:
+            key = await self.keys.get_or_refresh(kid)
+            if key is None:
+                raise TokenError("unknown_kid", f"no signing key with kid {_short(kid)}")
+        return self._verify_payload(token, alg, key)
+
     def header_of(self, token: str) -> tuple[str, str]:
         """``(alg, kid)`` of a token's header after the header checks (no signature check)."""
         return self._check_header(token)
@@ -440,6 +486,10 @@ class _JWTVerifier(Generic[C]):
 
     def _verify_signed(self, token: str, alg: str, key: Key) -> C:
         """Signature, then claims; ``token`` already passed `_check_header`."""
+        return self._claims_factory(self._verify_payload(token, alg, key)[0])
+
+    def _verify_payload(self, token: str, alg: str, key: Key) -> tuple[dict[str, Any], bytes]:
+        """Signature, then claims: the claims and their JSON (``token`` passed `_check_header`)."""
         model = self._algs[alg]
         header_segment, payload_segment, signature_segment = token.split(".")
         try:
@@ -465,7 +515,7 @@ class _JWTVerifier(Generic[C]):
         if not isinstance(raw, dict):
             raise TokenError("malformed", "payload is not a JSON object")
         self._check_claims(raw)
-        return self._claims_factory(raw)
+        return raw, payload
 
     def _check_claims(self, raw: dict[str, Any]) -> None:
         now, leeway = self._clock(), self.leeway

@@ -32,7 +32,7 @@ from auth_service.tokens.assertion import AssertionSigner
 from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.keys import NoSigningKey, SigningKeyStore
 from auth_service.tokens.keys_cli import rotate_keys
-from auth_service.verifier import AssertionClaims, AssertionVerifier, Claims, JWKSCache
+from auth_service.verifier import AssertionClaims, AssertionVerifier, JWKSCache
 from tests.support.processes import eventually
 
 T0 = 1_767_225_600.0
@@ -81,7 +81,10 @@ def authenticated(
     attrs: dict[str, object] = {"tenant_id": "t-001", "org.site": "paris"}
     if attributes is not None:
         attrs = attributes
-    return Authenticated(claims=Claims.from_raw(raw), headers=[], key=b"h", attributes=attrs)
+    entry = Authenticated.build(
+        raw, key=b"h", payload=msgspec.json.encode(raw), claim_headers={"tenant_id": "X-T"}
+    )
+    return msgspec.structs.replace(entry, attributes=tuple(attrs.items()))
 
 
 def header_of(token: str) -> dict[str, Any]:

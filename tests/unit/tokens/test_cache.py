@@ -55,6 +55,6 @@ def test_eviction_sweeps_expired_entries_before_dropping_live_ones() -> None:
 
 def test_token_key_is_a_fixed_size_digest_that_tells_tokens_apart() -> None:
     a, b = token_key("header.payload.sig1"), token_key("header.payload.sig2")
-    assert len(a) == len(b) == 16 and a != b
+    assert len(a) == len(b) == 32 and a != b
     assert token_key("header.payload.sig1") == a
-    assert len(token_key("x" * 20_000)) == 16
+    assert len(token_key("x" * 20_000)) == 32

@@ -1,17 +1,20 @@
-"""Identity headers: rendered values are remembered per value, never across types."""
+"""The token cache's entry: headers rendered once per value, never across types; untracked."""
 
 from __future__ import annotations
 
+import gc
 from typing import Any
 
+import msgspec
+
 from auth_service.tokens import identity
-from auth_service.tokens.identity import identity_headers
-from auth_service.verifier import Claims
+from auth_service.tokens.identity import Authenticated
+from auth_service.verifier import MISSING
 
 HEADERS = {"flag": "X-Auth-Flag", "tenant_id": "X-Auth-Tenant", "org.site": "X-Auth-Site"}
 
 
-def claims(**extra: Any) -> Claims:
+def claims(**extra: Any) -> Authenticated:
     raw = {
         "sub": "u-1",
         "preferred_username": "alice",
@@ -20,11 +23,17 @@ def claims(**extra: Any) -> Claims:
         "realm_access": {"roles": ["b-role", "a-role"]},
         **extra,
     }
-    return Claims.from_raw(raw)
+    return Authenticated.build(
+        raw,
+        key=b"k",
+        payload=msgspec.json.encode(raw),
+        claim_headers=HEADERS,
+        claim_paths=("org.site", "groups"),
+    )
 
 
-def rendered(c: Claims, attributes: dict[str, object] | None = None) -> dict[bytes, bytes]:
-    return dict(identity_headers(c, HEADERS, attributes))
+def rendered(c: Authenticated) -> dict[bytes, bytes]:
+    return dict(c.headers)
 
 
 def test_equal_keys_of_different_types_render_differently() -> None:
@@ -35,14 +44,34 @@ def test_equal_keys_of_different_types_render_differently() -> None:
     assert rendered(claims(flag=True))[b"x-auth-flag"] == b"true"
 
 
-def test_roles_sorted_and_attributes_from_either_source() -> None:
+def test_roles_sorted_and_attributes_rendered() -> None:
     c = claims(tenant_id="t-001", org={"site": "berlin"})
-    from_claims = rendered(c)
-    from_attributes = rendered(c, c.attributes({p: p for p in HEADERS}))
-    assert from_claims == from_attributes
-    assert from_claims[b"x-auth-roles"] == b"a-role,b-role"
-    assert from_claims[b"x-auth-site"] == b"berlin"
-    assert b"x-auth-flag" not in from_claims
+    headers = rendered(c)
+    assert headers[b"x-auth-roles"] == b"a-role,b-role"
+    assert headers[b"x-auth-site"] == b"berlin"
+    assert b"x-auth-flag" not in headers
+    assert dict(c.attributes) == {"tenant_id": "t-001", "org.site": "berlin"}
+
+
+def test_claims_known_at_verification_and_the_rest_from_the_payload() -> None:
+    c = claims(org={"site": "berlin"}, groups=["/a", "/b"], extra={"deep": [1, 2]})
+    assert c.claim("org.site") == "berlin"
+    assert c.claim("groups") == ("/a", "/b")  # a list claim, as a tuple
+    assert c.claim("extra.deep") == [1, 2]  # not named by the policy: decoded on demand
+    assert c.claim("nope") is MISSING
+    assert claims().claim("org.site") is MISSING  # looked up when verified: absent
+    assert c.claims.username == "alice"
+    assert c.claims.realm_roles == c.realm_roles == {"a-role", "b-role"}
+
+
+def test_a_cached_token_is_never_walked_by_the_garbage_collector() -> None:
+    c = claims(tenant_id="t-001", org={"site": "berlin"}, groups=["/a"])
+    for _ in range(3):  # a tuple is untracked once the tuples it holds are: one level a pass
+        gc.collect()
+    assert not gc.is_tracked(c)
+    # Its tuples hold only strings, bytes and tuples of those: the collector untracks them.
+    assert not any(gc.is_tracked(t) for t in (c.headers, c.attributes, c.known))
+    assert not any(gc.is_tracked(pair) for pair in c.headers)
 
 
 def test_remembered_values_are_escaped_and_bounded() -> None:

@@ -65,16 +65,15 @@ def test_round_trip_encode_split_decode(roles: list[str]) -> None:
 def test_round_trip_through_the_identity_headers(roles: frozenset[str], groups: list[str]) -> None:
     """The headers the service sends (realm roles, a list claim header) decode back to the
     claims through the verifier's reader."""
-    claims = Claims.from_raw(
-        {
-            "sub": "u-1",
-            "preferred_username": "alice",
-            "exp": 2_000_000_000,
-            "realm_access": {"roles": sorted(roles)},
-            "groups": groups,
-        }
-    )
-    headers = identity_headers(claims, {"groups": "X-Auth-Groups"})
+    raw: dict[str, object] = {
+        "sub": "u-1",
+        "preferred_username": "alice",
+        "exp": 2_000_000_000,
+        "realm_access": {"roles": sorted(roles)},
+        "groups": groups,
+    }
+    claims = Claims.from_raw(raw)
+    headers = identity_headers(raw, claims.realm_roles, {"groups": "X-Auth-Groups"}, raw)
     found = read_identity(headers)
     assert found.roles == tuple(sorted(roles))
     if groups:
