@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from auth_service.errors import PROBLEM_JSON, problem_body
 from auth_service.forward_auth.gateways import Dialect, ForwardedRequest
-from auth_service.policy import CompiledPolicy, PathRefusal, normalize_host
+from auth_service.policy import CompiledPolicy, PathRefusal
 from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.rejections import TokenRejected, bearer_challenge
 from auth_service.web import PAGE_SECURITY_HEADERS, denied_document
@@ -102,7 +102,7 @@ def decide(
     rid: str,
 ) -> Verdict:
     """Decide one forward-auth check."""
-    match = policy.route(req.method, normalize_host(req.host), req.target)
+    match = policy.route(req.method, req.policy_host, req.target)
     if isinstance(match, PathRefusal):  # before any rule, for browsers too: never a login
         body, headers = _problem(400, match.detail, rid, match.reason, [])
         return Verdict(400, "bad_request", match.reason, None, headers, body, audit=True)

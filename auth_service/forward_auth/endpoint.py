@@ -18,6 +18,7 @@ from auth_service.config import Settings
 from auth_service.errors import PROBLEM_JSON, DependencyUnavailable, problem_body
 from auth_service.forward_auth.decision import Credentials, Verdict, decide
 from auth_service.forward_auth.gateways import (
+    Dialect,
     ForwardedRequest,
     GatewayError,
     dialect_for,
@@ -37,7 +38,7 @@ __all__ = ("AssertionIssuer", "ForwardAuthEndpoint", "MfaStatus", "SessionResolv
 class AssertionIssuer(Protocol):
     """Signs ``X-Auth-Assertion`` (CPU only; see `auth_service.tokens.assertion`)."""
 
-    def issue(self, auth: Authenticated, audience: str, *, mfa: bool) -> str: ...
+    def issue_header(self, auth: Authenticated, audience: str, *, mfa: bool) -> bytes: ...
 
 
 class MfaStatus(Protocol):
@@ -83,6 +84,8 @@ class ForwardAuthEndpoint:
         self.sessions = sessions
         self.on_decision = on_decision
         self.public_url = settings.public_url
+        self._cells: dict[tuple[Dialect, str, str | None], tuple[Any, Any]] = {}
+        """(dialect, outcome, reason) → its decision counter and latency histogram cells."""
 
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         """The ASGI app, behind `EdgeMiddleware`'s general path (which sets the request id)."""
@@ -145,10 +148,16 @@ class ForwardAuthEndpoint:
             verdict = _refusal(503, "unavailable", exc.reason, exc.detail, rid)
             verdict.headers.append((b"retry-after", b"5"))
         await _send(send, verdict, rid_header)
-        endpoint = dialect.value
-        metrics = self.metrics
-        metrics.decisions.labels(endpoint, verdict.outcome, verdict.reason or "").inc()
-        metrics.decision_latency.labels(endpoint).observe(time.perf_counter() - start)
+        key = (dialect, verdict.outcome, verdict.reason)
+        cells = self._cells.get(key)
+        if cells is None:  # a bounded set: three dialects, a few outcomes and reasons
+            endpoint, metrics = dialect.value, self.metrics
+            cells = self._cells[key] = (
+                metrics.decisions.labels(endpoint, verdict.outcome, verdict.reason or ""),
+                metrics.decision_latency.labels(endpoint),
+            )
+        cells[0].inc()
+        cells[1].observe(time.perf_counter() - start)
         if verdict.audit and self.on_decision is not None:
             self.on_decision(verdict, req, scope, rid)
         return verdict.status
@@ -163,12 +172,8 @@ class ForwardAuthEndpoint:
             creds.bearer = True
             try:
                 key, auth = self.authenticator.lookup(presented.value)
-                if auth is None:  # may log (JWKS refresh, introspection): bind the id
-                    bound = structlog.contextvars.bind_contextvars(request_id=rid)
-                    try:
-                        auth = await self.authenticator.verify_new(presented.value, key)
-                    finally:
-                        structlog.contextvars.reset_contextvars(**bound)
+                if auth is None:  # its I/O, if any, logs with the request id
+                    auth = await self.authenticator.verify_new(presented.value, key, rid)
                 creds.identity = auth
             except TokenRejected as exc:
                 creds.rejection = exc
@@ -190,9 +195,8 @@ class ForwardAuthEndpoint:
         verdict.headers.extend(auth.headers)
         verdict.headers.append((b"x-auth-mfa", b"totp" if mfa else b"none"))
         if self.assertions is not None:
-            audience = req.host.lower()
-            token = self.assertions.issue(auth, audience, mfa=mfa)
-            verdict.headers.append((b"x-auth-assertion", token.encode("ascii")))
+            token = self.assertions.issue_header(auth, req.audience, mfa=mfa)
+            verdict.headers.append((b"x-auth-assertion", token))
 
 
 def _refusal(status: int, outcome: str, reason: str, detail: str, rid: str) -> Verdict:

@@ -161,7 +161,7 @@ class AssertionSigner:
         self._jti_prefix = _b64(os.urandom(12)).decode("ascii")
         self._jti_counter = itertools.count()
         """``jti`` = a random prefix per signer (per worker) and a counter: unique, no syscall."""
-        self._by_identity: OrderedDict[bytes, tuple[str, float, int, str]] = OrderedDict()
+        self._by_identity: OrderedDict[bytes, tuple[bytes, float, int, str]] = OrderedDict()
         """Identity (the assertion's claims but iat/exp/jti, encoded) → (assertion,
         reuse-until, exp, kid), shared by all tokens of that identity."""
 
@@ -227,6 +227,10 @@ class AssertionSigner:
             ok = await self._try_refresh() or self._ring is not None
 
     def issue(self, auth: Authenticated, audience: str, *, mfa: bool) -> str:
+        """`issue_header` as text."""
+        return self.issue_header(auth, audience, mfa=mfa).decode("ascii")
+
+    def issue_header(self, auth: Authenticated, audience: str, *, mfa: bool) -> bytes:
         """The assertion for ``auth`` towards ``audience`` (the original host); no I/O.
 
         Reused, in this order: the one cached on ``auth`` for ``(audience, mfa)`` (a
@@ -283,7 +287,7 @@ class AssertionSigner:
 
     @staticmethod
     def _remember(
-        auth: Authenticated, audience: str, mfa: bool, token: str, reuse_until: float
+        auth: Authenticated, audience: str, mfa: bool, token: bytes, reuse_until: float
     ) -> None:
         """Keep ``token`` on the cached token: its one slot (the last audience and MFA state)."""
         auth.assertion = token
@@ -310,7 +314,7 @@ class AssertionSigner:
             claims["sid"] = auth.sid
         return claims
 
-    def _sign(self, kid: str, key: ECKey, payload: bytes) -> str:
+    def _sign(self, kid: str, key: ECKey, payload: bytes) -> bytes:
         """The compact JWS (RFC 7515 §7.1) of the claims JSON ``payload`` under ES256.
 
         What is the same for every assertion of a key is prepared once per ``kid``:
@@ -331,7 +335,7 @@ class AssertionSigner:
         signing_input = prepared[1] + _b64(payload)
         r, s = decode_dss_signature(prepared[2].sign(signing_input, _ECDSA_SHA256))
         signature = r.to_bytes(32, "big") + s.to_bytes(32, "big")
-        return (signing_input + b"." + _b64(signature)).decode("ascii")
+        return signing_input + b"." + _b64(signature)
 
     def jwks(self) -> dict[str, list[dict[str, Any]]]:
         """``{"keys": [...]}``: the public keys downstream services verify assertions with."""

@@ -150,7 +150,7 @@ class Authenticated(msgspec.Struct, gc=False, kw_only=True):
     """The paths looked up then (those absent from `known` are absent from the token)."""
     payload: bytes
     """Every claim of the token, as JSON."""
-    assertion: str | None = None
+    assertion: bytes | None = None
     assertion_until: float = 0.0
     assertion_audience: str = ""
     assertion_mfa: bool = False

@@ -143,10 +143,14 @@ class Authenticator:
             return hit
         return await self.verify_new(token)
 
-    async def verify_new(self, token: str, key: bytes | None = None) -> Authenticated:
+    async def verify_new(
+        self, token: str, key: bytes | None = None, rid: str | None = None
+    ) -> Authenticated:
         """Verify a token that `cached` did not know (the caller checked the cache).
 
-        ``key`` is the token's cache key when the caller has it from `lookup`.
+        ``key`` is the token's cache key when the caller has it from `lookup`. ``rid``:
+        the request id to bind to the log lines of the I/O this may do (a JWKS refresh,
+        introspection), for a caller that has not bound it (the lean forward-auth path).
         """
         verifier = self.provider.verifier
         if verifier is None:
@@ -158,7 +162,11 @@ class Authenticator:
         if self.incomplete.get(key) is not None:
             raise _introspection_unavailable()
         try:
-            raw, payload = await verifier.verify_claims(token)
+            if rid is None or verifier.key_cached(token):
+                raw, payload = await verifier.verify_claims(token)  # no I/O
+            else:
+                with structlog.contextvars.bound_contextvars(request_id=rid):
+                    raw, payload = await verifier.verify_claims(token)
         except TokenError as exc:
             self._reject(key, exc.reason, exc.description)
         sid, jti = raw.get("sid"), raw.get("jti")
@@ -167,7 +175,11 @@ class Authenticator:
         ):
             raise TokenRejected("token_revoked", _DESCRIPTIONS["token_revoked"])
         if is_lightweight(raw) and any(c not in raw for c in self.needed_claims()):
-            raw = await self._complete(token, key, raw)
+            if rid is None:
+                raw = await self._complete(token, key, raw)
+            else:
+                with structlog.contextvars.bound_contextvars(request_id=rid):
+                    raw = await self._complete(token, key, raw)
             payload = msgspec.json.encode(raw)
         entry = Authenticated.build(
             raw,

@@ -129,7 +129,8 @@ def claim_at(claims: Mapping[str, object], path: str) -> object:
     """
     node: object = claims
     for part in _split_path(path):
-        if not isinstance(node, Mapping) or part not in node:
+        # ``type(...) is dict`` first: decoded claims are dicts, and an ABC check is slow.
+        if not (type(node) is dict or isinstance(node, Mapping)) or part not in node:
             return MISSING
         node = node[part]
     return node
@@ -430,6 +431,17 @@ class _JWTVerifier(Generic[C]):
             if key is None:
                 raise TokenError("unknown_kid", f"no signing key with kid {_short(kid)}")
         return self._verify_payload(token, alg, key)
+
+    def key_cached(self, token: str) -> bool:
+        """Whether `verify` of ``token`` would need no JWKS refresh (no I/O).
+
+        ``True`` also for a token refused by the header checks: refusing it needs no key.
+        """
+        try:
+            kid = self._check_header(token)[1]
+        except TokenError:
+            return True
+        return self.keys.get(kid) is not None
 
     def header_of(self, token: str) -> tuple[str, str]:
         """``(alg, kid)`` of a token's header after the header checks (no signature check)."""
