@@ -12,7 +12,7 @@ What runs, all on loopback over real HTTP:
    the same lacking optional claims, and tokens that each open a new session
    (so each also costs an ES256 signature for its assertion);
 3. ``auth-service serve --workers 1`` (granian; database ``auth_bench``, migrated;
-   access log off) and the baseline(s), bench/baseline_app.py (FastAPI +
+   its shipped settings, access log on) and the baseline(s), bench/baseline_app.py (FastAPI +
    python-keycloak ``decode_token`` with ``key=``, uvicorn), each one process pinned
    to CPU 0 with ``taskset -c 0``; wrk pinned to CPU 1;
 4. a warm-up of each, then interleaved rounds (the order rotating): in each round
