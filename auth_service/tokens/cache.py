@@ -17,11 +17,21 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Generic, TypeVar
+from typing import Generic, Protocol, TypeVar
 
-__all__ = ("ExpiringCache", "token_key")
+__all__ = ("ExpiringCache", "TokenCache", "token_key")
 
 V = TypeVar("V")
+
+
+class Expiring(Protocol):
+    """A value that knows when it expires (seconds since the epoch)."""
+
+    @property
+    def exp(self) -> float: ...
+
+
+E = TypeVar("E", bound=Expiring)
 
 
 def token_key(token: str) -> bytes:
@@ -73,6 +83,61 @@ class ExpiringCache(Generic[V]):
         if now - self._last_sweep > 10.0:  # a full sweep at most every 10 s keeps inserts O(1)
             self._last_sweep = now
             for k in [k for k, (_, exp) in data.items() if exp <= now]:
+                del data[k]
+        while len(data) >= self.max_entries:
+            data.popitem(last=False)
+
+    def clear(self) -> None:
+        """Drop everything."""
+        self._data.clear()
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class TokenCache(Generic[E]):
+    """``key → entry`` for entries that carry their own expiry (``entry.exp``).
+
+    Like `ExpiringCache`, but the entry is stored as it is, not in a ``(value,
+    expires_at)`` tuple: a tuple holding an object of a collected type stays tracked by
+    the garbage collector, so a full cache of such tuples was walked by every full
+    collection. With entries the collector does not track (`Authenticated`), a cache of
+    100,000 tokens adds nothing to a collection.
+    """
+
+    __slots__ = ("_clock", "_data", "_last_sweep", "max_entries")
+
+    def __init__(self, max_entries: int, clock: Callable[[], float] = time.time) -> None:
+        self.max_entries = max_entries
+        self._clock = clock
+        self._data: OrderedDict[bytes, E] = OrderedDict()
+        self._last_sweep = 0.0
+
+    def get(self, key: bytes) -> E | None:
+        """The entry if present and not expired."""
+        entry = self._data.get(key)
+        if entry is None:
+            return None
+        if entry.exp <= self._clock():
+            self._data.pop(key, None)
+            return None
+        return entry
+
+    def put(self, key: bytes, entry: E) -> None:
+        """Store until ``entry.exp``."""
+        if entry.exp <= self._clock():
+            return
+        data = self._data
+        if key not in data and len(data) >= self.max_entries:
+            self._evict()
+        data[key] = entry
+
+    def _evict(self) -> None:
+        now = self._clock()
+        data = self._data
+        if now - self._last_sweep > 10.0:  # a full sweep at most every 10 s keeps inserts O(1)
+            self._last_sweep = now
+            for k in [k for k, entry in data.items() if entry.exp <= now]:
                 del data[k]
         while len(data) >= self.max_entries:
             data.popitem(last=False)

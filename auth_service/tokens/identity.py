@@ -81,6 +81,30 @@ def _render_str(value: str) -> bytes:
     return _render(value) if len(value) <= _RENDERED_LONGEST else header_value(value).encode()
 
 
+_INTERNED_MAX = 8192
+_interned: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+
+
+def _shared(items: list[Any]) -> tuple[Any, ...]:
+    """``tuple(items)``, the same object for every token with equal items (when hashable).
+
+    Tokens of one user repeat the same headers and attributes. Sharing the tuples keeps
+    a cached token small, and leaves the garbage collector one tuple per distinct
+    value to untrack instead of one per token.
+    """
+    made = tuple(items)
+    try:
+        shared = _interned.get(made)
+    except TypeError:  # an object claim value: not hashable, not shared
+        return made
+    if shared is not None:
+        return shared
+    if len(_interned) >= _INTERNED_MAX:
+        _interned.clear()
+    _interned[made] = made
+    return made
+
+
 def frozen_value(value: object) -> object:
     """A JSON value with its arrays as tuples (untracked by the garbage collector)."""
     if isinstance(value, list):
@@ -114,7 +138,7 @@ def identity_headers(
             continue
         rendered = _render_str(value) if type(value) is str else header_value(value).encode()
         headers.append((name.lower().encode(), rendered))
-    return tuple(headers)
+    return _shared(headers)
 
 
 def _str(value: object) -> str | None:
@@ -196,11 +220,13 @@ class Authenticated(msgspec.Struct, gc=False, kw_only=True):
             client_roles=shared_client_roles(raw.get("resource_access")),
             scopes=shared_strings(scope.split() if isinstance(scope, str) else None),
             headers=identity_headers(raw, realm_roles, claim_headers, attributes),
-            attributes=tuple(attributes.items()),
-            known=tuple(
-                (path, frozen_value(value))
-                for path in paths
-                if (value := claim_at(raw, path)) is not MISSING
+            attributes=_shared(list(attributes.items())),
+            known=_shared(
+                [
+                    (path, frozen_value(value))
+                    for path in paths
+                    if (value := claim_at(raw, path)) is not MISSING
+                ]
             ),
             looked_up=paths,
             payload=payload,

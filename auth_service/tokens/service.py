@@ -35,7 +35,7 @@ from auth_service.config import Settings
 from auth_service.errors import DependencyUnavailable
 from auth_service.idp import IdPClient, OIDCProvider
 from auth_service.observability.metrics import Metrics
-from auth_service.tokens.cache import ExpiringCache, token_key
+from auth_service.tokens.cache import ExpiringCache, TokenCache, token_key
 from auth_service.tokens.identity import Authenticated
 from auth_service.tokens.rejections import TokenRejected, bearer_challenge
 from auth_service.tokens.revocation import Revocations
@@ -106,7 +106,7 @@ class Authenticator:
         self.claim_paths = claim_paths
         self.claim_headers = settings.claim_header_map
         self.max_bytes = 16 * 1024
-        self.cache: ExpiringCache[Authenticated] = ExpiringCache(settings.token_cache_size, clock)
+        self.cache: TokenCache[Authenticated] = TokenCache(settings.token_cache_size, clock)
         self.rejected: ExpiringCache[tuple[str, str]] = ExpiringCache(10_000, clock)
         self.incomplete: ExpiringCache[str] = ExpiringCache(10_000, clock)
         """Lightweight tokens whose completion failed (until they expire): why."""
@@ -188,7 +188,7 @@ class Authenticator:
             claim_headers=self.claim_headers,
             claim_paths=self.claim_paths(),
         )
-        self.cache.put(key, entry, entry.exp)
+        self.cache.put(key, entry)
         return entry
 
     def _reject(self, key: bytes, reason: str, description: str, until: float | None = None) -> Any:
