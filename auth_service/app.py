@@ -97,6 +97,7 @@ def create_app(
         app.asgi_handler,  # type: ignore[arg-type]
         metrics=metrics,
         access_log=settings.access_log,
+        log_allowed_checks=settings.access_log_checks == "all",
         always_trace=settings.otel_exporter_otlp_endpoint is not None,
         fast_routes=lambda path: _fast_route(app, path),
     )

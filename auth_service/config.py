@@ -111,7 +111,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     """Lowest level that is logged."""
     access_log: bool = True
-    """Write one log line per request."""
+    """Write one log line per request (forward-auth checks: see ``access_log_checks``)."""
+    access_log_checks: Literal["refusals", "all"] = "refusals"
+    """Which forward-auth checks get an access line: every answer but an allowed 200
+    (the gateway logs each request with the same request id), or all of them."""
     redis_prefix: str = "auth:"
     """Prefix of every Redis key and channel this service uses."""
     migrate_database_url: str | None = None

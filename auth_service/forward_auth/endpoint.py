@@ -84,6 +84,8 @@ class ForwardAuthEndpoint:
         self.sessions = sessions
         self.on_decision = on_decision
         self.public_url = settings.public_url
+        self.log_refusals = settings.access_log
+        self.log_allowed = settings.access_log_checks == "all"
         self._cells: dict[tuple[Dialect, str, str | None], tuple[Any, Any]] = {}
         """(dialect, outcome, reason) → its decision counter and latency histogram cells."""
 
@@ -106,7 +108,8 @@ class ForwardAuthEndpoint:
         rid = request_id_from(headers.get(b"x-request-id"))
         status = await self._answer(scope, headers, rid, send, rid.encode("ascii"))
         elapsed = time.perf_counter() - start
-        finish(self.metrics, scope, status, elapsed, rid, log=self.settings.access_log)
+        log = self.log_refusals and (status != 200 or self.log_allowed)
+        finish(self.metrics, scope, status, elapsed, rid, log=log)
         return True
 
     async def _answer(

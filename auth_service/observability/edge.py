@@ -131,12 +131,14 @@ class EdgeMiddleware:
         *,
         metrics: Metrics,
         access_log: bool = True,
+        log_allowed_checks: bool = True,
         always_trace: bool = False,
         fast_routes: Callable[[str], LeanRoute | None] | None = None,
     ) -> None:
         self.app = app
         self.metrics = metrics
         self.access_log = access_log
+        self.log_allowed_checks = log_allowed_checks
         self.always_trace = always_trace
         self.fast_routes = fast_routes
 
@@ -199,7 +201,10 @@ class EdgeMiddleware:
                 if not started:
                     await _send_500(send_with_id, rid)
             elapsed = time.perf_counter() - start
-            route = finish(self.metrics, scope, status, elapsed, rid, span, log=self.access_log)
+            write = self.access_log and (
+                fast is None or status != 200 or self.log_allowed_checks
+            )  # a forward-auth check allowed: the gateway's line says it (AUTH_ACCESS_LOG_CHECKS)
+            route = finish(self.metrics, scope, status, elapsed, rid, span, log=write)
             if span is not None:
                 span.update_name(f"{method_label(scope['method'])} {route}")
                 span.set_attribute("http.request.method", scope["method"])

@@ -129,6 +129,7 @@ def cold(
         "AUTH_CLAIM_HEADERS": "tenant_id=X-Auth-Tenant",
         "AUTH_AUDIT_SPOOL_DIR": str(tmp_path_factory.mktemp("journey-spool")),
         "AUTH_LOG_FORMAT": "json",
+        "AUTH_ACCESS_LOG_CHECKS": "all",  # which worker answered: read from the access lines
     }
     migrate = subprocess.run(
         [_auth_service_exe(), "migrate"],

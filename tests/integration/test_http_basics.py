@@ -6,6 +6,7 @@ import io
 import json
 from collections.abc import AsyncIterator
 
+import msgspec
 import pytest
 from litestar import Litestar, get
 from litestar.testing import AsyncTestClient
@@ -161,3 +162,65 @@ async def test_credentials_never_reach_the_logs(
         "abc123",
     ):
         assert secret not in out
+
+
+async def _check(client: AsyncTestClient[Litestar], path: str, rid: str) -> int:
+    r = await client.get(
+        "/authz/auth-request",
+        headers={"X-Original-URL": f"http://app.test{path}", "X-Request-ID": rid},
+    )
+    return r.status_code
+
+
+async def test_allowed_forward_auth_checks_leave_the_line_to_the_gateway(
+    client: AsyncTestClient[Litestar], log_buffer: io.StringIO
+) -> None:
+    """By default (AUTH_ACCESS_LOG_CHECKS=refusals) an allowed check writes no access line
+    (the gateway logs the request with the same id); every refusal does."""
+    assert await _check(client, "/public/x", "rid-allowed") == 200
+    assert await _check(client, "/orders/1", "rid-refused") == 401
+    lines = {e["request_id"]: e for e in log_lines(log_buffer) if e.get("event") == "request"}
+    assert "rid-allowed" not in lines
+    assert lines["rid-refused"]["status"] == 401
+    assert lines["rid-refused"]["route"] == "/authz/auth-request"
+
+
+async def test_every_forward_auth_check_is_logged_when_asked(
+    settings: Settings, log_buffer: io.StringIO
+) -> None:
+    """AUTH_ACCESS_LOG_CHECKS=all: allowed checks get their line too."""
+    app = create_app(
+        msgspec.structs.replace(settings, access_log_checks="all"), configure_logs=False
+    )
+    async with AsyncTestClient(app) as client:
+        assert await _check(client, "/public/x", "rid-allowed-all") == 200
+        # the general (traced) path follows the same setting
+        r = await client.get(
+            "/authz/auth-request",
+            headers={
+                "X-Original-URL": "http://app.test/public/y",
+                "X-Request-ID": "rid-traced",
+                "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            },
+        )
+        assert r.status_code == 200
+    lines = {e["request_id"]: e for e in log_lines(log_buffer) if e.get("event") == "request"}
+    assert lines["rid-allowed-all"]["status"] == 200
+    assert lines["rid-traced"]["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+
+
+async def test_a_traced_allowed_check_follows_the_default_too(
+    client: AsyncTestClient[Litestar], log_buffer: io.StringIO
+) -> None:
+    """A check with a traceparent takes the general path, and writes no line when allowed."""
+    r = await client.get(
+        "/authz/auth-request",
+        headers={
+            "X-Original-URL": "http://app.test/public/y",
+            "X-Request-ID": "rid-traced-default",
+            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        },
+    )
+    assert r.status_code == 200 and r.headers["x-request-id"] == "rid-traced-default"
+    lines = [e for e in log_lines(log_buffer) if e.get("event") == "request"]
+    assert not any(e["request_id"] == "rid-traced-default" for e in lines)

@@ -82,7 +82,8 @@ def test_revoked_sid_is_refused_by_every_worker_within_a_second(
     sid = idp.verify(token)["sid"]
     admin = idp.mint_access_token("admin")
     headers = {**ORIGINAL, "Authorization": f"Bearer {token}"}
-    with ServiceProcess(idp_env, workers=2) as svc:
+    # Which worker answered is read from the access lines, allowed checks included.
+    with ServiceProcess({**idp_env, "AUTH_ACCESS_LOG_CHECKS": "all"}, workers=2) as svc:
         wait_until(lambda: _ready(svc.url).status_code == 200, 15, "ready")
 
         def ask(n: int, prefix: str) -> list[int]:
@@ -186,7 +187,12 @@ def test_sighup_reloads_the_policy_in_every_worker_without_restarts(
     """SIGHUP to `serve --workers 2`: both workers use the new policy; an invalid one is refused."""
     policy = tmp_path / "policy.toml"
     policy.write_text('[[rules]]\nname = "all"\npaths = ["/**"]\n')
-    env = {**idp_env, "AUTH_POLICY_FILE": str(policy), "AUTH_POLICY_WATCH_INTERVAL": "0"}
+    env = {
+        **idp_env,
+        "AUTH_POLICY_FILE": str(policy),
+        "AUTH_POLICY_WATCH_INTERVAL": "0",
+        "AUTH_ACCESS_LOG_CHECKS": "all",  # the workers are told apart by their access lines
+    }
     headers = {**ORIGINAL, "Authorization": f"Bearer {idp.mint_access_token('bob')}"}
 
     def statuses(prefix: str) -> set[int]:
