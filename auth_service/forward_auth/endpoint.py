@@ -24,7 +24,7 @@ from auth_service.forward_auth.gateways import (
     dialect_for,
     read_request,
 )
-from auth_service.observability.edge import Receive, Send, finish
+from auth_service.observability.edge import Receive, Send, finish, send_500
 from auth_service.observability.metrics import Metrics
 from auth_service.policy import PolicyHolder
 from auth_service.request_id import request_id, request_id_from
@@ -34,11 +34,15 @@ from auth_service.tokens.service import Authenticator, TokenRejected
 
 __all__ = ("AssertionIssuer", "ForwardAuthEndpoint", "MfaStatus", "SessionResolver")
 
+log = structlog.get_logger("auth_service.http")
+
 
 class AssertionIssuer(Protocol):
     """Signs ``X-Auth-Assertion`` (CPU only; see `auth_service.tokens.assertion`)."""
 
-    def issue_header(self, auth: Authenticated, audience: str, *, mfa: bool) -> bytes: ...
+    def issue_header(
+        self, auth: Authenticated, audience: str, *, mfa: bool, rid: str | None = None
+    ) -> bytes: ...
 
 
 class MfaStatus(Protocol):
@@ -106,10 +110,16 @@ class ForwardAuthEndpoint:
         if b"traceparent" in headers:
             return False
         rid = request_id_from(headers.get(b"x-request-id"))
-        status = await self._answer(scope, headers, rid, send, rid.encode("ascii"))
+        try:
+            status = await self._answer(scope, headers, rid, send, rid.encode("ascii"))
+        except Exception as exc:  # as EdgeMiddleware does on the general path
+            log.error("unhandled_error", path=scope["path"], request_id=rid, exc_info=exc)
+            status = 500
+            if not scope.get("auth_answered"):
+                await send_500(send, rid, with_id=True)
         elapsed = time.perf_counter() - start
-        log = self.log_refusals and (status != 200 or self.log_allowed)
-        finish(self.metrics, scope, status, elapsed, rid, log=log)
+        write = self.log_refusals and (status != 200 or self.log_allowed)
+        finish(self.metrics, scope, status, elapsed, rid, log=write)
         return True
 
     async def _answer(
@@ -144,13 +154,14 @@ class ForwardAuthEndpoint:
                 raise unavailable  # only an anonymous rule answers without the credentials
             verdict.caller = creds.identity
             if verdict.identity is not None:  # signing the assertion may find no usable key
-                self._identity_headers(verdict, verdict.identity, req)
+                self._identity_headers(verdict, verdict.identity, req, rid)
         except GatewayError as exc:
             verdict = _refusal(400, "bad_request", "bad_forwarded_request", str(exc), rid)
         except DependencyUnavailable as exc:
             verdict = _refusal(503, "unavailable", exc.reason, exc.detail, rid)
             verdict.headers.append((b"retry-after", b"5"))
         await _send(send, verdict, rid_header)
+        scope["auth_answered"] = True
         key = (dialect, verdict.outcome, verdict.reason)
         cells = self._cells.get(key)
         if cells is None:  # a bounded set: three dialects, a few outcomes and reasons
@@ -192,13 +203,13 @@ class ForwardAuthEndpoint:
         return creds
 
     def _identity_headers(
-        self, verdict: Verdict, auth: Authenticated, req: ForwardedRequest
+        self, verdict: Verdict, auth: Authenticated, req: ForwardedRequest, rid: str
     ) -> None:
         mfa = verdict.mfa
         verdict.headers.extend(auth.headers)
         verdict.headers.append((b"x-auth-mfa", b"totp" if mfa else b"none"))
         if self.assertions is not None:
-            token = self.assertions.issue_header(auth, req.audience, mfa=mfa)
+            token = self.assertions.issue_header(auth, req.audience, mfa=mfa, rid=rid)
             verdict.headers.append((b"x-auth-assertion", token))
 
 

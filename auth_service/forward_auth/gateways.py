@@ -122,6 +122,11 @@ K = TypeVar("K")
 V = TypeVar("V")
 
 
+_MEMO_LONGEST = 512
+"""Longer targets and URLs are checked each time, not remembered: the memos hold at most
+``_MEMO_SIZE`` small entries, whatever a client sends."""
+
+
 def _remember(memo: dict[K, V], key: K, value: V) -> V:
     if len(memo) >= _MEMO_SIZE:
         memo.clear()
@@ -139,6 +144,13 @@ def _check(scheme: str, host: str | None, target: str) -> Checked | str:
     known = _checked_memo.get(key)
     if known is not None:
         return known
+    found = _checked(scheme, host, target)
+    if len(target) > _MEMO_LONGEST or len(host or "") > _MEMO_LONGEST or isinstance(found, str):
+        return found  # refusals and long values are not kept
+    return _remember(_checked_memo, key, found)
+
+
+def _checked(scheme: str, host: str | None, target: str) -> Checked | str:
     if host is None or _HOST.fullmatch(host) is None:
         found: Checked | str = "the original host is missing or malformed"
     elif scheme not in ("http", "https"):
@@ -151,7 +163,7 @@ def _check(scheme: str, host: str | None, target: str) -> Checked | str:
             found = "the original URI contains control characters or spaces"
         else:
             found = (scheme, host, escaped, normalize_host(host), host.lower())
-    return _remember(_checked_memo, key, found)
+    return found
 
 
 def _original_url(url: bytes) -> Checked | str:
@@ -159,21 +171,27 @@ def _original_url(url: bytes) -> Checked | str:
     known = _url_memo.get(url)
     if known is not None:
         return known
+    found = _parsed_url(url)
+    if len(url) > _MEMO_LONGEST or isinstance(found, str):
+        return found  # refusals and long values are not kept
+    return _remember(_url_memo, url, found)
+
+
+def _parsed_url(url: bytes) -> Checked | str:
     text = url.decode("latin-1").strip()
     if not text:
-        return _remember(_url_memo, url, "X-Original-URL is missing")
+        return "X-Original-URL is missing"
     try:  # an unbalanced "[" or "]", or a port out of range, raises ValueError
         parts = urlsplit(text)
         parts.port  # noqa: B018
     except ValueError:
-        return _remember(_url_memo, url, "X-Original-URL is not a valid URL")
+        return "X-Original-URL is not a valid URL"
     if parts.scheme not in ("http", "https") or not parts.netloc:
-        return _remember(_url_memo, url, "X-Original-URL is not an absolute http(s) URL")
+        return "X-Original-URL is not an absolute http(s) URL"
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     if parts.fragment:  # never sent by clients: kept so that the policy can refuse it
         target += f"#{parts.fragment}"
-    found = _check(parts.scheme, parts.netloc.rpartition("@")[2], target)
-    return _remember(_url_memo, url, found)
+    return _check(parts.scheme, parts.netloc.rpartition("@")[2], target)
 
 
 def read_request(

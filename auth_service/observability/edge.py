@@ -37,6 +37,7 @@ __all__ = (
     "Receive",
     "Send",
     "method_label",
+    "send_500",
 )
 
 Message = MutableMapping[str, Any]
@@ -199,7 +200,7 @@ class EdgeMiddleware:
             except Exception as exc:
                 log.error("unhandled_error", path=scope["path"], exc_info=exc)
                 if not started:
-                    await _send_500(send_with_id, rid)
+                    await send_500(send_with_id, rid)
             elapsed = time.perf_counter() - start
             write = self.access_log and (
                 fast is None or status != 200 or self.log_allowed_checks
@@ -220,16 +221,14 @@ class EdgeMiddleware:
             structlog.contextvars.reset_contextvars(**token)
 
 
-async def _send_500(send: Send, rid: str) -> None:
+async def send_500(send: Send, rid: str, *, with_id: bool = False) -> None:
+    """A problem+json 500 (``with_id``: with ``X-Request-ID``, for a path that adds none)."""
     body = problem_body(500, "internal error", rid)
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 500,
-            "headers": [
-                (b"content-type", PROBLEM_JSON.encode()),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
+    headers = [
+        (b"content-type", PROBLEM_JSON.encode()),
+        (b"content-length", str(len(body)).encode()),
+    ]
+    if with_id:
+        headers.append((b"x-request-id", rid.encode("ascii")))
+    await send({"type": "http.response.start", "status": 500, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -161,6 +161,7 @@ def _fold_pattern(
 
 
 _MEMO_SIZE = 8192
+_MEMO_LONGEST = 512
 
 Reading = tuple[_Trie, Callable[[str], str] | None]
 """A trie and the fold applied to the path before matching it (``None``: as is)."""
@@ -249,6 +250,8 @@ class CompiledPolicy:
         if key in memo:
             return memo[key]
         found = self._resolve(method, host, path)
+        if len(path) + len(host) + len(method) > _MEMO_LONGEST:
+            return found  # long values are not kept: the memo stays small whatever is asked
         if len(memo) >= _MEMO_SIZE:
             memo.clear()
         memo[key] = found

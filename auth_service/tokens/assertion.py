@@ -230,7 +230,9 @@ class AssertionSigner:
         """`issue_header` as text."""
         return self.issue_header(auth, audience, mfa=mfa).decode("ascii")
 
-    def issue_header(self, auth: Authenticated, audience: str, *, mfa: bool) -> bytes:
+    def issue_header(
+        self, auth: Authenticated, audience: str, *, mfa: bool, rid: str | None = None
+    ) -> bytes:
         """The assertion for ``auth`` towards ``audience`` (the original host); no I/O.
 
         Reused, in this order: the one cached on ``auth`` for ``(audience, mfa)`` (a
@@ -256,7 +258,10 @@ class AssertionSigner:
         try:
             kid, key = self._ring.signer(now)
         except NoSigningKey as exc:
-            log.error("assertion_not_signed", error=str(exc))
+            if rid is None:
+                log.error("assertion_not_signed", error=str(exc))
+            else:  # the lean forward-auth path binds no request id: name it here
+                log.error("assertion_not_signed", error=str(exc), request_id=rid)
             raise DependencyUnavailable(
                 "no usable signing key", reason="signing_keys_unavailable"
             ) from None

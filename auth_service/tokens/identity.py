@@ -85,18 +85,29 @@ _INTERNED_MAX = 8192
 _interned: dict[tuple[Any, ...], tuple[Any, ...]] = {}
 
 
+def _exact(value: object) -> bool:
+    """Whether ``value`` equals only values of its own type: text, bytes, tuples of those.
+
+    Numbers do not (``1 == True == 1.0``, ``0 == False``): a token with ``admin: 1`` must
+    never be handed the tuple of a token with ``admin: true`` (CONTRACT §3 compares
+    claim literals by type).
+    """
+    if type(value) is str or type(value) is bytes:
+        return True
+    return type(value) is tuple and all(_exact(item) for item in value)
+
+
 def _shared(items: list[Any]) -> tuple[Any, ...]:
-    """``tuple(items)``, the same object for every token with equal items (when hashable).
+    """``tuple(items)``, the same object for every token with identical items.
 
     Tokens of one user repeat the same headers and attributes. Sharing the tuples keeps
     a cached token small, and leaves the garbage collector one tuple per distinct
     value to untrack instead of one per token.
     """
     made = tuple(items)
-    try:
-        shared = _interned.get(made)
-    except TypeError:  # an object claim value: not hashable, not shared
+    if not _exact(made):  # ``1 == True == 1.0``: only values that compare exactly are shared
         return made
+    shared = _interned.get(made)
     if shared is not None:
         return shared
     if len(_interned) >= _INTERNED_MAX:

@@ -222,12 +222,20 @@ class TestRequestIds:
         standin: StandIn,
         client: httpx.Client,
     ) -> None:
-        """No X-Request-ID: nginx's id reaches the demo, the client and the auth service log."""
+        """No X-Request-ID: nginx's id reaches the demo, the client and the auth service log.
+
+        An allowed check is logged by the gateway only (AUTH_ACCESS_LOG_CHECKS=refusals, the
+        default), so the service's line is looked for on a refused request.
+        """
         r = client.get(f"{gateway.url}/orders/9", headers=_bearer(standin.mint(username="alice")))
         assert r.status_code == 200, r.text
         rid = r.headers["x-request-id"]
         assert NGINX_REQUEST_ID.fullmatch(rid)
         assert r.json()["request_id"] == rid
+        refused = client.get(f"{gateway.url}/orders/9")
+        assert refused.status_code == 401
+        rid = refused.headers["x-request-id"]
+        assert NGINX_REQUEST_ID.fullmatch(rid)
 
         def logged() -> bool:
             for line in auth_service.logs().splitlines():

@@ -37,7 +37,9 @@ def test_one_scrape_counts_the_decisions_of_both_workers(
 ) -> None:
     token = idp.mint_access_token("bob")
     headers = {**ORIGINAL, "Authorization": f"Bearer {token}"}
-    with ServiceProcess(idp_env, workers=2) as svc:
+    # Which worker answered is read from the access lines, allowed checks included.
+    env = {**idp_env, "AUTH_ACCESS_LOG_CHECKS": "all"}
+    with ServiceProcess(env, workers=2) as svc:
         wait_until(lambda: _sample(_metrics(svc.url), "auth_metrics_workers") == 2, 15, "2 workers")
         decided = 0
         pids: set[str] = set()

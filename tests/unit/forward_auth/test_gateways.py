@@ -54,3 +54,22 @@ def test_raw_invalid_utf8_is_an_invalid_path() -> None:
     req = read_request(Dialect.AUTH_REQUEST, {}, {b"x-original-url": b"http://app.test/caf\xe9"})
     refusal = canonical_path(req.target)
     assert isinstance(refusal, PathRefusal) and refusal.reason == "invalid_path"
+
+
+def test_remembered_answers_stay_small_whatever_is_asked() -> None:
+    """Long targets and refusals are checked each time, never kept: a client cannot fill
+    the worker's memory through the memos."""
+    from auth_service.forward_auth import gateways
+
+    gateways._checked_memo.clear()
+    gateways._url_memo.clear()
+    long_url = b"http://app.test/" + b"\xff" * 4000
+    req = read_request(Dialect.AUTH_REQUEST, {}, {b"x-original-url": long_url})
+    assert req.target == "/" + "%FF" * 4000
+    for bad in (b"http://app.test/a b", b"ftp://app.test/", b"http://[bad/"):
+        with pytest.raises(GatewayError):
+            read_request(Dialect.AUTH_REQUEST, {}, {b"x-original-url": bad})
+    assert not gateways._checked_memo and not gateways._url_memo
+    short = read_request(Dialect.AUTH_REQUEST, {}, {b"x-original-url": b"http://App.Test:8080/x"})
+    assert (short.policy_host, short.audience) == ("app.test", "app.test:8080")
+    assert len(gateways._url_memo) == 1

@@ -28,7 +28,7 @@ def claims(**extra: Any) -> Authenticated:
         key=b"k",
         payload=msgspec.json.encode(raw),
         claim_headers=HEADERS,
-        claim_paths=("org.site", "groups"),
+        claim_paths=("org.site", "groups", "flag"),
     )
 
 
@@ -84,3 +84,17 @@ def test_remembered_values_are_escaped_and_bounded() -> None:
     for i in range(identity._RENDERED_MAX + 10):
         rendered(claims(tenant_id=f"t-{i}"))
     assert len(identity._rendered) <= identity._RENDERED_MAX
+
+
+def test_shared_values_never_cross_types() -> None:
+    """``1 == True``: a token with ``flag: 1`` must not get the tuple of one with ``flag: true``
+    (CONTRACT §3 compares claim literals by type), neither for the policy nor downstream."""
+    first = claims(flag=True)
+    second = claims(flag=1)
+    assert first.claim("flag") is True
+    assert second.claim("flag") == 1 and type(second.claim("flag")) is int
+    assert dict(second.attributes)["flag"] == 1 and type(dict(second.attributes)["flag"]) is int
+    assert type(claims(flag=0).claim("flag")) is int
+    assert claims(flag=False).claim("flag") is False
+    # Text values are shared: one tuple for every token of the same user.
+    assert claims(tenant_id="t-9").attributes is claims(tenant_id="t-9").attributes
