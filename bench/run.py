@@ -1070,6 +1070,23 @@ def measure_gateway(
     return lines
 
 
+def minted_set(
+    cfg: WrkConfig, standin: str, work: Path, name: str, count: int, body: str
+) -> TokenFiles:
+    """``count`` new tokens minted with ``body``, for the measured rounds only (no warm-up)."""
+    files = TokenFiles(
+        cfg,
+        standin,
+        work / f"{name}-minted.txt",
+        work / "unused.txt",
+        work / f"{name}.txt",
+        body=body,
+    )
+    files.main_count = mint_tokens(cfg, standin, files.minted, count, body)
+    slice_file(files.minted, files.main, 0, None)
+    return files
+
+
 def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
     pin = check_tools()
     cfg = WrkConfig(threads=args.threads, connections=args.connections, pin=pin)
@@ -1096,26 +1113,8 @@ def run(args: argparse.Namespace, work: Path, procs: Processes) -> int:
     mint_tokens(cfg, kc_base, tokens.minted, warm_count + main_count)
     slice_file(tokens.minted, tokens.warm, 0, warm_count)
     tokens.main_count = slice_file(tokens.minted, tokens.main, warm_count, None)
-    lean = TokenFiles(
-        cfg,
-        kc_base,
-        work / "lean-minted.txt",
-        work / "unused.txt",
-        work / "lean.txt",
-        body=MINT_LEAN,
-    )
-    lean.main_count = mint_tokens(cfg, kc_base, lean.minted, main_count, MINT_LEAN)
-    slice_file(lean.minted, lean.main, 0, None)
-    sessions = TokenFiles(
-        cfg,
-        kc_base,
-        work / "session-minted.txt",
-        work / "unused.txt",
-        work / "session.txt",
-        body=MINT_NEW_SESSION,
-    )
-    sessions.main_count = mint_tokens(cfg, kc_base, sessions.minted, main_count, MINT_NEW_SESSION)
-    slice_file(sessions.minted, sessions.main, 0, None)
+    lean = minted_set(cfg, kc_base, work, "lean", main_count, MINT_LEAN)
+    sessions = minted_set(cfg, kc_base, work, "session", main_count, MINT_NEW_SESSION)
     print(
         f"  {tokens.main_count:,} + {warm_count:,} (warm-up) + {lean.main_count:,} lacking"
         f" optional claims + {sessions.main_count:,} each of a new session,"

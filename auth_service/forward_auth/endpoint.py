@@ -96,7 +96,7 @@ class ForwardAuthEndpoint:
     async def __call__(self, scope: MutableMapping[str, Any], receive: Receive, send: Send) -> None:
         """The ASGI app, behind `EdgeMiddleware`'s general path (which sets the request id)."""
         headers: dict[bytes, bytes] = dict(scope["headers"])
-        await self._answer(scope, headers, request_id(scope), send)
+        await self._answer(scope, headers, request_id(scope), send, time.perf_counter())
 
     async def lean(self, scope: MutableMapping[str, Any], send: Send) -> bool:
         """Answer without the general edge path; ``False``: the caller must take it instead.
@@ -111,7 +111,7 @@ class ForwardAuthEndpoint:
             return False
         rid = request_id_from(headers.get(b"x-request-id"))
         try:
-            status = await self._answer(scope, headers, rid, send, rid.encode("ascii"))
+            status = await self._answer(scope, headers, rid, send, start, rid.encode("ascii"))
         except Exception as exc:  # as EdgeMiddleware does on the general path
             log.error("unhandled_error", path=scope["path"], request_id=rid, exc_info=exc)
             status = 500
@@ -128,9 +128,9 @@ class ForwardAuthEndpoint:
         headers: dict[bytes, bytes],
         rid: str,
         send: Send,
+        start: float,
         rid_header: bytes | None = None,
     ) -> int:
-        start = time.perf_counter()
         dialect = dialect_for(scope["path"])
         scope["auth_route"] = dialect.value if dialect else "/authz/unknown"
         req: ForwardedRequest | None = None

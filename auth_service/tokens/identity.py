@@ -30,6 +30,7 @@ from auth_service.verifier.tokens import (
     MISSING,
     Claims,
     claim_at,
+    client_id_of,
     shared_client_roles,
     shared_strings,
 )
@@ -218,7 +219,6 @@ class Authenticated(msgspec.Struct, gc=False, kw_only=True):
             value = claim_at(raw, path)
             if value is not MISSING:
                 attributes[path] = frozen_value(value)
-        azp = _str(raw.get("azp"))
         paths = tuple(claim_paths)
         return cls(
             key=key,
@@ -226,7 +226,7 @@ class Authenticated(msgspec.Struct, gc=False, kw_only=True):
             sid=_str(raw.get("sid")),
             jti=_str(raw.get("jti")),
             exp=exp,
-            client_id=_str(raw.get("client_id")) or _str(raw.get("clientId")) or azp,
+            client_id=client_id_of(raw),
             realm_roles=realm_roles,
             client_roles=shared_client_roles(raw.get("resource_access")),
             scopes=shared_strings(scope.split() if isinstance(scope, str) else None),

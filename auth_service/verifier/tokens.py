@@ -67,6 +67,7 @@ __all__ = (
     "TokenErrorReason",
     "TokenVerifier",
     "claim_at",
+    "client_id_of",
     "shared_client_roles",
     "shared_strings",
 )
@@ -148,6 +149,18 @@ _NO_CLIENT_ROLES: Final[Mapping[str, frozenset[str]]] = {}
 _EMPTY: Final = frozenset[str]()
 
 
+K = TypeVar("K")
+S = TypeVar("S")
+
+
+def _keep(memo: dict[K, S], key: K, value: S) -> S:
+    """Store ``value`` as the shared one for ``key`` (the memo is emptied when full)."""
+    if len(memo) >= _SHARED_SETS_MAX:
+        memo.clear()
+    memo[key] = value
+    return value
+
+
 def shared_strings(value: object) -> frozenset[str]:
     """The strings of a JSON list, as a frozenset shared by every token with the same list.
 
@@ -169,12 +182,7 @@ def shared_strings(value: object) -> frozenset[str]:
     if len(items) > _SHARED_SET_LONGEST:
         return frozenset(items)
     shared = _SHARED_SETS.get(items)
-    if shared is None:
-        shared = frozenset(items)
-        if len(_SHARED_SETS) >= _SHARED_SETS_MAX:
-            _SHARED_SETS.clear()
-        _SHARED_SETS[items] = shared
-    return shared
+    return _keep(_SHARED_SETS, items, frozenset(items)) if shared is None else shared
 
 
 def shared_client_roles(resource_access: object) -> Mapping[str, frozenset[str]]:
@@ -187,12 +195,13 @@ def shared_client_roles(resource_access: object) -> Mapping[str, frozenset[str]]
         return _NO_CLIENT_ROLES
     items = tuple((c, _roles_of(a)) for c, a in resource_access.items())
     shared = _SHARED_MAPS.get(items)
-    if shared is None:
-        shared = dict(items)
-        if len(_SHARED_MAPS) >= _SHARED_SETS_MAX:
-            _SHARED_MAPS.clear()
-        _SHARED_MAPS[items] = shared
-    return shared
+    return _keep(_SHARED_MAPS, items, dict(items)) if shared is None else shared
+
+
+def client_id_of(raw: Mapping[str, Any]) -> str | None:
+    """The client a token was issued to: ``client_id``, else ``clientId`` (Keycloak < 26),
+    else ``azp``."""
+    return _str(raw.get("client_id")) or _str(raw.get("clientId")) or _str(raw.get("azp"))
 
 
 def _audiences(value: object) -> tuple[str, ...]:
@@ -303,16 +312,14 @@ class Claims(BaseClaims, frozen=True, kw_only=True):
         Raises:
             ValueError: if ``exp`` is missing or not a number.
         """
-        resource_access = raw.get("resource_access")
-        azp = _str(raw.get("azp"))
         return cls(
             **cls._common(raw),
             realm_roles=_roles_of(raw.get("realm_access")),
-            client_roles=shared_client_roles(resource_access),
+            client_roles=shared_client_roles(raw.get("resource_access")),
             username=_str(raw.get("preferred_username")),
             email=_str(raw.get("email")),
-            azp=azp,
-            client_id=_str(raw.get("client_id")) or _str(raw.get("clientId")) or azp,
+            azp=_str(raw.get("azp")),
+            client_id=client_id_of(raw),
         )
 
 
