@@ -93,9 +93,16 @@ def _exact(value: object) -> bool:
     never be handed the tuple of a token with ``admin: true`` (CONTRACT §3 compares
     claim literals by type).
     """
-    if type(value) is str or type(value) is bytes:
+    kind = type(value)
+    if kind is str or kind is bytes:
         return True
-    return type(value) is tuple and all(_exact(item) for item in value)
+    if kind is not tuple:
+        return False
+    for item in value:  # type: ignore[attr-defined]
+        kind = type(item)
+        if kind is not str and kind is not bytes and not (kind is tuple and _exact(item)):
+            return False
+    return True
 
 
 def _shared(items: list[Any]) -> tuple[Any, ...]:
@@ -108,6 +115,11 @@ def _shared(items: list[Any]) -> tuple[Any, ...]:
     made = tuple(items)
     if not _exact(made):  # ``1 == True == 1.0``: only values that compare exactly are shared
         return made
+    return _intern(made)
+
+
+def _intern(made: tuple[Any, ...]) -> tuple[Any, ...]:
+    """The shared tuple equal to ``made``, which holds only values that compare exactly."""
     shared = _interned.get(made)
     if shared is not None:
         return shared
@@ -150,7 +162,7 @@ def identity_headers(
             continue
         rendered = _render_str(value) if type(value) is str else header_value(value).encode()
         headers.append((name.lower().encode(), rendered))
-    return _shared(headers)
+    return _intern(tuple(headers))  # (bytes, bytes) pairs: they compare exactly
 
 
 def _str(value: object) -> str | None:

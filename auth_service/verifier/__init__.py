@@ -1,8 +1,9 @@
 """Verify Keycloak access tokens and ``X-Auth-Assertion`` headers, in the service and downstream.
 
 Depends only on joserfc, httpx and msgspec (Litestar only for the names of
-:mod:`auth_service.verifier.litestar`, which load it on first use) and on nothing
-else in ``auth_service``. A downstream Litestar app (keys load on the first token)::
+:mod:`auth_service.verifier.litestar`, which load it on first use; pybase64, a faster
+base64 decoder, when it is installed) and on nothing else in ``auth_service``.
+A downstream Litestar app (keys load on the first token)::
 
     import httpx
     from litestar import Litestar, Request, get

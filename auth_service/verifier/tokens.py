@@ -339,27 +339,45 @@ def _short(value: str) -> str:
 
 
 _B64URL: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
-_B64URL_BYTES: Final = _B64URL.encode("ascii")
 _TO_STANDARD: Final = bytes.maketrans(b"-_", b"+/")
 _UNUSED_BITS: Final = {2: 0b1111, 3: 0b11}
 """Bits of the last character that carry no data, by ``len(segment) % 4``."""
 
 
-def _b64url_decode(segment: str) -> bytes:
+def _binascii_decode(padded: bytes) -> bytes:
+    """Padded base64url without ``+`` or ``/``, strictly (the standard library's decoder)."""
+    return binascii.a2b_base64(padded.translate(_TO_STANDARD), strict_mode=True)
+
+
+try:  # the service installs pybase64 (SIMD); a downstream service need not
+    import pybase64
+
+    def _pybase64_decode(padded: bytes) -> bytes:
+        """As `_binascii_decode`, about three times faster on a token's payload."""
+        return pybase64.b64decode(padded, altchars=b"-_", validate=True)
+
+    _decode_padded = _pybase64_decode
+except ImportError:  # a downstream service without it (tested in a fresh interpreter)
+    _decode_padded = _binascii_decode
+
+
+def _b64url_decode(segment: str, decode: Callable[[bytes], bytes] = _decode_padded) -> bytes:
     """Strict, canonical, unpadded base64url (RFC 7515 §2, RFC 4648 §3.5); ValueError otherwise.
 
     A last character whose unused bits are set decodes to the same bytes as the
     canonical one, so without this check one token would have several spellings.
+    Both decoders refuse anything outside the alphabet once translated, but they take
+    the standard alphabet's ``+`` and ``/`` and padding, which are refused here first.
     """
     data = segment.encode("ascii")  # UnicodeEncodeError is a ValueError
-    if data.translate(None, _B64URL_BYTES):
+    if b"+" in data or b"/" in data or b"=" in data:
         raise ValueError("not base64url")
-    unused = _UNUSED_BITS.get(len(data) % 4)
-    if unused is not None and _B64URL.find(segment[-1]) & unused:
+    size = len(data) % 4
+    if size == 1:
+        raise ValueError("not base64url")
+    if size and _B64URL.find(segment[-1]) & _UNUSED_BITS[size]:
         raise ValueError("not canonical base64url")
-    if len(data) % 4 == 1:
-        raise ValueError("not base64url")
-    return binascii.a2b_base64(data.translate(_TO_STANDARD) + b"=" * (-len(data) % 4))
+    return decode(data + b"=" * (-size % 4))
 
 
 class _JWTVerifier(Generic[C]):

@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from auth_service.verifier import JWKSCache, TokenError
+from auth_service.verifier import tokens as tokens_module
 
 from .support import (
     JWKS_URI,
@@ -167,3 +168,29 @@ async def test_non_canonical_signature_spellings_never_verify(token: str, bits: 
     last = alphabet[alphabet.index(signature[-1]) | (bits & unused)]
     assume(last != signature[-1])
     await refused(f"{head}.{signature[:-1]}{last}")
+
+
+def reference_b64url(segment: str) -> bytes | None:
+    """Strict unpadded base64url the slow, obvious way; ``None``: refused."""
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    if any(c not in alphabet for c in segment) or len(segment) % 4 == 1:
+        return None
+    bits = "".join(f"{alphabet.index(c):06b}" for c in segment)
+    whole = len(bits) // 8
+    if "1" in bits[whole * 8 :]:  # unused bits of the last character must be zero
+        return None
+    return bytes(int(bits[i : i + 8], 2) for i in range(0, whole * 8, 8))
+
+
+@FUZZ
+@given(st.text(alphabet=TOKEN_CHARS + "\n\x00é", max_size=64) | st.binary(max_size=48).map(b64))
+def test_both_base64url_decoders_match_the_definition(segment: str) -> None:
+    """pybase64 (the service's) and binascii (a downstream's without it) decode and refuse alike."""
+    assert tokens_module._decode_padded is not tokens_module._binascii_decode  # pybase64 in use
+    expected = reference_b64url(segment)
+    for decoder in (tokens_module._decode_padded, tokens_module._binascii_decode):
+        try:
+            got: bytes | None = tokens_module._b64url_decode(segment, decoder)
+        except ValueError:
+            got = None
+        assert got == expected, decoder.__name__

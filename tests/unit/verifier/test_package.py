@@ -47,8 +47,9 @@ def test_litestar_is_loaded_only_on_demand() -> None:
 
 
 def test_source_imports_stay_inside_the_boundary() -> None:
-    """Statically, modules import only stdlib, joserfc, httpx, msgspec and (one module) litestar."""
-    allowed = {"joserfc", "httpx", "msgspec"} | set(sys.stdlib_module_names)
+    """Statically, modules import only stdlib, joserfc, httpx, msgspec, (one module) litestar and,
+    when installed, pybase64 (`test_works_without_pybase64`)."""
+    allowed = {"joserfc", "httpx", "msgspec", "pybase64"} | set(sys.stdlib_module_names)
     for path in Path(verifier_package.__file__).parent.glob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Import):
@@ -61,6 +62,17 @@ def test_source_imports_stay_inside_the_boundary() -> None:
                 top = name.split(".")[0]
                 ok = top in allowed or (top == "litestar" and path.name == "litestar.py")
                 assert ok, f"{path.name} imports {name}"
+
+
+def test_works_without_pybase64() -> None:
+    """A downstream service without pybase64 gets the standard library's decoder, same answers."""
+    out = run_python(
+        "import sys; sys.modules['pybase64'] = None\n"
+        "from auth_service.verifier import tokens as t\n"
+        "print(t._decode_padded is t._binascii_decode, t._b64url_decode('eyJhIjoxfQ'))\n"
+        "try:\n    t._b64url_decode('eyJhIjoxfR')\nexcept ValueError:\n    print('refused')"
+    )
+    assert out.split("\n")[:2] == ["True b'{\"a\":1}'", "refused"]
 
 
 def test_every_exported_name_resolves() -> None:
