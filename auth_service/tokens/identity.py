@@ -93,12 +93,9 @@ def _exact(value: object) -> bool:
     never be handed the tuple of a token with ``admin: true`` (CONTRACT §3 compares
     claim literals by type).
     """
-    kind = type(value)
-    if kind is str or kind is bytes:
-        return True
-    if kind is not tuple:
-        return False
-    for item in value:  # type: ignore[attr-defined]
+    if type(value) is not tuple:
+        return type(value) is str or type(value) is bytes
+    for item in value:
         kind = type(item)
         if kind is not str and kind is not bytes and not (kind is tuple and _exact(item)):
             return False
