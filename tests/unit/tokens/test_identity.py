@@ -96,5 +96,8 @@ def test_shared_values_never_cross_types() -> None:
     assert dict(second.attributes)["flag"] == 1 and type(dict(second.attributes)["flag"]) is int
     assert type(claims(flag=0).claim("flag")) is int
     assert claims(flag=False).claim("flag") is False
+    assert claims(flag=[[True]]).claim("flag") == ((True,),)  # nested: checked item by item
+    nested = claims(flag=[[1]]).claim("flag")
+    assert isinstance(nested, tuple) and type(nested[0][0]) is int
     # Text values are shared: one tuple for every token of the same user.
     assert claims(tenant_id="t-9").attributes is claims(tenant_id="t-9").attributes
