@@ -17,7 +17,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, NamedTuple, Protocol, TypeVar
 
 __all__ = ("ExpiringCache", "TokenCache", "token_key")
 
@@ -47,62 +47,14 @@ def token_key(token: str) -> bytes:
     return hashlib.sha256(data).digest()
 
 
-class ExpiringCache(Generic[V]):
-    """``key → (value, expires_at)`` with a size bound."""
-
-    __slots__ = ("_clock", "_data", "_last_sweep", "max_entries")
-
-    def __init__(self, max_entries: int, clock: Callable[[], float] = time.time) -> None:
-        self.max_entries = max_entries
-        self._clock = clock
-        self._data: OrderedDict[bytes, tuple[V, float]] = OrderedDict()
-        self._last_sweep = 0.0
-
-    def get(self, key: bytes) -> V | None:
-        """The value if present and not expired."""
-        item = self._data.get(key)
-        if item is None:
-            return None
-        if item[1] <= self._clock():
-            self._data.pop(key, None)
-            return None
-        return item[0]
-
-    def put(self, key: bytes, value: V, expires_at: float) -> None:
-        """Store until ``expires_at`` (seconds since the epoch)."""
-        if expires_at <= self._clock():
-            return
-        data = self._data
-        if key not in data and len(data) >= self.max_entries:
-            self._evict()
-        data[key] = (value, expires_at)
-
-    def _evict(self) -> None:
-        now = self._clock()
-        data = self._data
-        if now - self._last_sweep > 10.0:  # a full sweep at most every 10 s keeps inserts O(1)
-            self._last_sweep = now
-            for k in [k for k, (_, exp) in data.items() if exp <= now]:
-                del data[k]
-        while len(data) >= self.max_entries:
-            data.popitem(last=False)
-
-    def clear(self) -> None:
-        """Drop everything."""
-        self._data.clear()
-
-    def __len__(self) -> int:
-        return len(self._data)
-
-
 class TokenCache(Generic[E]):
     """``key → entry`` for entries that carry their own expiry (``entry.exp``).
 
-    Like `ExpiringCache`, but the entry is stored as it is, not in a ``(value,
-    expires_at)`` tuple: a tuple holding an object of a collected type stays tracked by
-    the garbage collector, so a full cache of such tuples was walked by every full
-    collection. With entries the collector does not track (`Authenticated`), a cache of
-    100,000 tokens adds nothing to a collection.
+    The entry is stored as it is, not in a ``(value, expires_at)`` tuple: a tuple
+    holding an object of a collected type stays tracked by the garbage collector, so a
+    full cache of such tuples was walked by every full collection. With entries the
+    collector does not track (`Authenticated`), a cache of 100,000 tokens adds nothing
+    to a collection.
     """
 
     __slots__ = ("_clock", "_data", "_last_sweep", "max_entries")
@@ -148,3 +100,36 @@ class TokenCache(Generic[E]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+class _Timed(NamedTuple, Generic[V]):
+    value: V
+    exp: float
+
+
+class ExpiringCache(Generic[V]):
+    """``key → value`` until a given time, with a size bound: a `TokenCache` of timed values.
+
+    For values that do not carry their own expiry (cached refusals and their reasons).
+    """
+
+    __slots__ = ("_entries",)
+
+    def __init__(self, max_entries: int, clock: Callable[[], float] = time.time) -> None:
+        self._entries: TokenCache[_Timed[V]] = TokenCache(max_entries, clock)
+
+    def get(self, key: bytes) -> V | None:
+        """The value if present and not expired."""
+        timed = self._entries.get(key)
+        return None if timed is None else timed.value
+
+    def put(self, key: bytes, value: V, expires_at: float) -> None:
+        """Store until ``expires_at`` (seconds since the epoch)."""
+        self._entries.put(key, _Timed(value, expires_at))
+
+    def clear(self) -> None:
+        """Drop everything."""
+        self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)

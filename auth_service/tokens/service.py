@@ -23,6 +23,7 @@ same token, without asking the IdP again; an answer ``active: false`` is a 401
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -74,6 +75,13 @@ def is_lightweight(raw: Mapping[str, Any]) -> bool:
 
 _INTROSPECTION_FAILURES = (httpx.HTTPError, ValueError, msgspec.DecodeError, TimeoutError)
 """What a failed introspection call raises (``ValueError``: a non-200 answer or no endpoint)."""
+
+
+def _naming(rid: str | None) -> contextlib.AbstractContextManager[object]:
+    """Log lines inside name request ``rid`` (nothing to bind for ``None``: the caller did)."""
+    if rid is None:
+        return contextlib.nullcontext()
+    return structlog.contextvars.bound_contextvars(request_id=rid)
 
 
 def _introspection_unavailable() -> DependencyUnavailable:
@@ -162,11 +170,11 @@ class Authenticator:
         if self.incomplete.get(key) is not None:
             raise _introspection_unavailable()
         try:
-            if rid is None or verifier.key_cached(token):
-                raw, payload = await verifier.verify_claims(token)  # no I/O
-            else:
-                with structlog.contextvars.bound_contextvars(request_id=rid):
-                    raw, payload = await verifier.verify_claims(token)
+            verified = verifier.verify_claims_now(token)
+            if verified is None:  # its key needs a JWKS refresh
+                with _naming(rid):
+                    verified = await verifier.verify_claims(token)
+            raw, payload = verified
         except TokenError as exc:
             self._reject(key, exc.reason, exc.description)
         sid, jti = raw.get("sid"), raw.get("jti")
@@ -175,11 +183,8 @@ class Authenticator:
         ):
             raise TokenRejected("token_revoked", _DESCRIPTIONS["token_revoked"])
         if is_lightweight(raw) and any(c not in raw for c in self.needed_claims()):
-            if rid is None:
+            with _naming(rid):
                 raw = await self._complete(token, key, raw)
-            else:
-                with structlog.contextvars.bound_contextvars(request_id=rid):
-                    raw = await self._complete(token, key, raw)
             payload = msgspec.json.encode(raw)
         entry = Authenticated.build(
             raw,

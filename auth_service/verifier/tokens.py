@@ -436,13 +436,7 @@ class _JWTVerifier(Generic[C]):
 
         Awaits only when the ``kid`` is not cached (one rate-limited JWKS refresh).
         """
-        alg, kid = self._check_header(token)
-        key = self.keys.get(kid)
-        if key is None:
-            key = await self.keys.get_or_refresh(kid)
-            if key is None:
-                raise TokenError("unknown_kid", f"no signing key with kid {_short(kid)}")
-        return self._verify_signed(token, alg, key)
+        return self._claims_factory((await self.verify_claims(token))[0])
 
     async def verify_claims(self, token: str) -> tuple[dict[str, Any], bytes]:
         """Like `verify`, but the checked claims as decoded and their JSON text.
@@ -457,16 +451,14 @@ class _JWTVerifier(Generic[C]):
                 raise TokenError("unknown_kid", f"no signing key with kid {_short(kid)}")
         return self._verify_payload(token, alg, key)
 
-    def key_cached(self, token: str) -> bool:
-        """Whether `verify` of ``token`` would need no JWKS refresh (no I/O).
+    def verify_claims_now(self, token: str) -> tuple[dict[str, Any], bytes] | None:
+        """`verify_claims` without I/O: ``None`` when the token's key needs a JWKS refresh.
 
-        ``True`` also for a token refused by the header checks: refusing it needs no key.
+        A token refused by the header checks raises here: refusing it needs no key.
         """
-        try:
-            kid = self._check_header(token)[1]
-        except TokenError:
-            return True
-        return self.keys.get(kid) is not None
+        alg, kid = self._check_header(token)
+        key = self.keys.get(kid)
+        return None if key is None else self._verify_payload(token, alg, key)
 
     def header_of(self, token: str) -> tuple[str, str]:
         """``(alg, kid)`` of a token's header after the header checks (no signature check)."""
@@ -475,7 +467,7 @@ class _JWTVerifier(Generic[C]):
     def verify_with_key(self, token: str, key: Key) -> C:
         """Verify ``token`` with ``key`` regardless of its ``kid``; all other checks apply."""
         alg, _ = self._check_header(token)
-        return self._verify_signed(token, alg, key)
+        return self._claims_factory(self._verify_payload(token, alg, key)[0])
 
     def _check_header(self, token: str) -> tuple[str, str]:
         if not isinstance(token, str):
@@ -520,10 +512,6 @@ class _JWTVerifier(Generic[C]):
         if not isinstance(kid, str) or not kid:
             raise TokenError("malformed", "header has no kid")
         return alg, kid
-
-    def _verify_signed(self, token: str, alg: str, key: Key) -> C:
-        """Signature, then claims; ``token`` already passed `_check_header`."""
-        return self._claims_factory(self._verify_payload(token, alg, key)[0])
 
     def _verify_payload(self, token: str, alg: str, key: Key) -> tuple[dict[str, Any], bytes]:
         """Signature, then claims: the claims and their JSON (``token`` passed `_check_header`)."""

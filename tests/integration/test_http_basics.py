@@ -6,6 +6,7 @@ import io
 import json
 from collections.abc import AsyncIterator
 
+import httpx
 import msgspec
 import pytest
 from litestar import Litestar, get
@@ -14,6 +15,9 @@ from litestar.testing import AsyncTestClient
 from auth_service.app import create_app
 from auth_service.config import Settings
 from auth_service.observability.logging import configure_logging
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+TRACEPARENT = f"00-{TRACE_ID}-00f067aa0ba902b7-01"
 
 
 @pytest.fixture
@@ -122,13 +126,9 @@ async def test_traceparent_is_continued(
     client: AsyncTestClient[Litestar], log_buffer: io.StringIO
 ) -> None:
     """An incoming W3C traceparent's trace id appears in the request's log line."""
-    trace_id = "4bf92f3577b34da6a3ce929d0e0e4736"
-    await client.get(
-        "/health/live",
-        headers={"traceparent": f"00-{trace_id}-00f067aa0ba902b7-01", "X-Request-ID": "rid-tp"},
-    )
+    await client.get("/health/live", headers={"traceparent": TRACEPARENT, "X-Request-ID": "rid-tp"})
     line = next(e for e in log_lines(log_buffer) if e.get("request_id") == "rid-tp")
-    assert line["trace_id"] == trace_id
+    assert line["trace_id"] == TRACE_ID
 
 
 async def test_credentials_never_reach_the_logs(
@@ -164,12 +164,16 @@ async def test_credentials_never_reach_the_logs(
         assert secret not in out
 
 
+async def _ask(
+    client: AsyncTestClient[Litestar], path: str, rid: str, **headers: str
+) -> httpx.Response:
+    """A forward-auth check (``auth-request``) of ``http://app.test{path}``."""
+    original = {"X-Original-URL": f"http://app.test{path}", "X-Request-ID": rid}
+    return await client.get("/authz/auth-request", headers={**original, **headers})
+
+
 async def _check(client: AsyncTestClient[Litestar], path: str, rid: str) -> int:
-    r = await client.get(
-        "/authz/auth-request",
-        headers={"X-Original-URL": f"http://app.test{path}", "X-Request-ID": rid},
-    )
-    return r.status_code
+    return (await _ask(client, path, rid)).status_code
 
 
 async def test_allowed_forward_auth_checks_leave_the_line_to_the_gateway(
@@ -195,32 +199,18 @@ async def test_every_forward_auth_check_is_logged_when_asked(
     async with AsyncTestClient(app) as client:
         assert await _check(client, "/public/x", "rid-allowed-all") == 200
         # the general (traced) path follows the same setting
-        r = await client.get(
-            "/authz/auth-request",
-            headers={
-                "X-Original-URL": "http://app.test/public/y",
-                "X-Request-ID": "rid-traced",
-                "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            },
-        )
+        r = await _ask(client, "/public/y", "rid-traced", traceparent=TRACEPARENT)
         assert r.status_code == 200
     lines = {e["request_id"]: e for e in log_lines(log_buffer) if e.get("event") == "request"}
     assert lines["rid-allowed-all"]["status"] == 200
-    assert lines["rid-traced"]["trace_id"] == "4bf92f3577b34da6a3ce929d0e0e4736"
+    assert lines["rid-traced"]["trace_id"] == TRACE_ID
 
 
 async def test_a_traced_allowed_check_follows_the_default_too(
     client: AsyncTestClient[Litestar], log_buffer: io.StringIO
 ) -> None:
     """A check with a traceparent takes the general path, and writes no line when allowed."""
-    r = await client.get(
-        "/authz/auth-request",
-        headers={
-            "X-Original-URL": "http://app.test/public/y",
-            "X-Request-ID": "rid-traced-default",
-            "traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        },
-    )
+    r = await _ask(client, "/public/y", "rid-traced-default", traceparent=TRACEPARENT)
     assert r.status_code == 200 and r.headers["x-request-id"] == "rid-traced-default"
     lines = [e for e in log_lines(log_buffer) if e.get("event") == "request"]
     assert not any(e["request_id"] == "rid-traced-default" for e in lines)

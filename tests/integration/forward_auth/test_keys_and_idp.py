@@ -118,6 +118,24 @@ async def test_lightweight_token_is_completed_by_one_introspection(
     assert idp.requests["introspect"] - before == 1
 
 
+async def test_idp_calls_of_a_check_carry_its_request_id(
+    service: AsyncTestClient[Litestar], idp: FakeKeycloak
+) -> None:
+    """The JWKS refresh and the introspection a check causes send its X-Request-ID (CONTRACT §2)."""
+    idp.rotate_keys()
+    rotated = idp.mint_access_token()
+    light = idp.mint_access_token("alice", lightweight=True, client_id="auth-service")
+    first = len(idp.request_log)
+    r = await auth_request(service, token=rotated, headers={"X-Request-ID": "rid-new-kid"})
+    assert r.status_code == 200
+    url = "https://app.test/tenants/t-001/x"
+    r = await auth_request(service, token=light, url=url, headers={"X-Request-ID": "rid-light"})
+    assert r.status_code == 200, r.text
+    calls = [(name, h.get("x-request-id")) for name, h in idp.request_log[first:]]
+    assert ("jwks", "rid-new-kid") in calls
+    assert ("introspect", "rid-light") in calls
+
+
 async def test_introspect_endpoint(service: AsyncTestClient[Litestar], idp: FakeKeycloak) -> None:
     """RFC 7662: active details for a good token, {"active": false} for junk, 403 without role."""
     caller = idp.mint_access_token("alice")  # alice holds token-introspector
